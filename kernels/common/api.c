@@ -1,0 +1,112 @@
+/* Status strings, argument checks and the workspace-size dispatch shared by every backend. */
+#include <stdint.h>
+
+#include "internal.h"
+
+const char *tsrnn_status_string(tsrnn_status status) {
+    switch (status) {
+    case TSRNN_OK: return "ok";
+    case TSRNN_ERR_NULL: return "a required pointer is NULL";
+    case TSRNN_ERR_SHAPE: return "a size is out of range (T >= 0, B >= 0, D >= 1, H >= 1) or element counts overflow";
+    case TSRNN_ERR_STRIDE: return "a stride is negative, or output rows would overlap";
+    case TSRNN_ERR_LENGTHS: return "a sequence length is outside [0, T]";
+    case TSRNN_ERR_WORKSPACE: return "workspace too small or not 64-byte aligned";
+    case TSRNN_ERR_THREADS: return "num_threads must be >= 1, or a worker thread could not be started";
+    case TSRNN_ERR_ARGUMENT: return "bad argument (unknown enum value, or a flag that is not 0 or 1)";
+    case TSRNN_ERR_CUDA: return "a CUDA call or kernel launch failed";
+    case TSRNN_ERR_UNSUPPORTED: return "not supported by this build";
+    }
+    return "unknown tsrnn status";
+}
+
+int64_t tsrnn__gates(tsrnn_cell cell) { return cell == TSRNN_CELL_LSTM ? 4 : 3; }
+
+int64_t tsrnn_saved_row(tsrnn_cell cell, int64_t H) { return (cell == TSRNN_CELL_LSTM ? 6 : 5) * H; }
+
+/* Largest element count we accept: its byte size in f64 must fit int64. */
+#define TSRNN_MAX_ELEMS (INT64_MAX / 8)
+
+static int mul_ok(int64_t a, int64_t b, int64_t *out) {
+    return !__builtin_mul_overflow(a, b, out) && *out <= TSRNN_MAX_ELEMS;
+}
+
+/* Last element + 1 of a (T x B x W) strided tensor; 0 when it is empty. Returns 0 on overflow. */
+static int extent_ok(int64_t T, int64_t B, int64_t W, int64_t st, int64_t sb, int64_t *out) {
+    int64_t a, b, s;
+    if (T == 0 || B == 0) { *out = 0; return 1; }
+    if (!mul_ok(T - 1, st, &a) || !mul_ok(B - 1, sb, &b)) return 0;
+    if (__builtin_add_overflow(a, b, &s) || __builtin_add_overflow(s, W, out)) return 0;
+    return *out <= TSRNN_MAX_ELEMS;
+}
+
+/* Rows of width W at t*st + b*sb never overlap: nested time-major or nested batch-first. */
+static int rows_disjoint(int64_t T, int64_t B, int64_t W, int64_t st, int64_t sb) {
+    int64_t span;
+    if (T == 0 || B == 0) return 1;
+    /* time-major: b inner, t outer */
+    if ((B == 1 || sb >= W) && !__builtin_mul_overflow(B - 1, sb, &span) && span <= INT64_MAX - W &&
+        (T == 1 || st >= span + W))
+        return 1;
+    /* batch-first: t inner, b outer */
+    if ((T == 1 || st >= W) && !__builtin_mul_overflow(T - 1, st, &span) && span <= INT64_MAX - W &&
+        (B == 1 || sb >= span + W))
+        return 1;
+    return 0;
+}
+
+tsrnn_status tsrnn__check_desc(tsrnn_cell cell, tsrnn_backend backend, const tsrnn_desc *d) {
+    int64_t G, S, n, e;
+    if (!d) return TSRNN_ERR_NULL;
+    if (cell != TSRNN_CELL_LSTM && cell != TSRNN_CELL_GRU) return TSRNN_ERR_ARGUMENT;
+    if (backend != TSRNN_BACKEND_REF && backend != TSRNN_BACKEND_CPU && backend != TSRNN_BACKEND_CUDA)
+        return TSRNN_ERR_ARGUMENT;
+    if (d->T < 0 || d->B < 0 || d->D < 1 || d->H < 1) return TSRNN_ERR_SHAPE;
+    if (d->reverse != 0 && d->reverse != 1) return TSRNN_ERR_ARGUMENT;
+    if (cell == TSRNN_CELL_GRU && d->reset_after != 0 && d->reset_after != 1) return TSRNN_ERR_ARGUMENT;
+    if (backend == TSRNN_BACKEND_CPU && d->num_threads < 1) return TSRNN_ERR_THREADS;
+    G = tsrnn__gates(cell);
+    S = tsrnn_saved_row(cell, 1);
+    /* every element count the call touches must fit */
+    if (!mul_ok(G, d->H, &n) || !mul_ok(n, d->D, &e) || !mul_ok(n, d->H, &e)) return TSRNN_ERR_SHAPE;
+    if (!mul_ok(S, d->H, &n) || !mul_ok(d->T, d->B, &e) || !mul_ok(e, n, &e)) return TSRNN_ERR_SHAPE;
+    if (!mul_ok(d->T, d->B, &e) || !mul_ok(e, d->D, &e)) return TSRNN_ERR_SHAPE;
+    if (d->x_stride_t < 0 || d->x_stride_b < 0 || d->y_stride_t < 0 || d->y_stride_b < 0) return TSRNN_ERR_STRIDE;
+    if (!extent_ok(d->T, d->B, d->D, d->x_stride_t, d->x_stride_b, &e)) return TSRNN_ERR_SHAPE;
+    if (!extent_ok(d->T, d->B, d->H, d->y_stride_t, d->y_stride_b, &e)) return TSRNN_ERR_SHAPE;
+    if (!rows_disjoint(d->T, d->B, d->H, d->y_stride_t, d->y_stride_b)) return TSRNN_ERR_STRIDE;
+    return TSRNN_OK;
+}
+
+tsrnn_status tsrnn__check_grad_x_layout(const tsrnn_desc *d) {
+    return rows_disjoint(d->T, d->B, d->D, d->x_stride_t, d->x_stride_b) ? TSRNN_OK : TSRNN_ERR_STRIDE;
+}
+
+tsrnn_status tsrnn__check_lengths_host(const tsrnn_desc *d) {
+    if (!d->lengths) return TSRNN_OK;
+    for (int64_t b = 0; b < d->B; ++b)
+        if (d->lengths[b] < 0 || d->lengths[b] > d->T) return TSRNN_ERR_LENGTHS;
+    return TSRNN_OK;
+}
+
+tsrnn_status tsrnn__check_workspace(const void *workspace, size_t have, size_t need) {
+    if (need == 0) return TSRNN_OK;
+    if (!workspace || have < need || ((uintptr_t)workspace % TSRNN_WORKSPACE_ALIGN) != 0)
+        return TSRNN_ERR_WORKSPACE;
+    return TSRNN_OK;
+}
+
+tsrnn_status tsrnn_workspace_size(tsrnn_cell cell, tsrnn_pass pass, tsrnn_backend backend, tsrnn_dtype dtype,
+                                  const tsrnn_desc *desc, size_t *bytes) {
+    tsrnn_status st;
+    if (!bytes) return TSRNN_ERR_NULL;
+    *bytes = 0;
+    if ((pass != TSRNN_PASS_FWD && pass != TSRNN_PASS_BWD) || (dtype != TSRNN_F32 && dtype != TSRNN_F64))
+        return TSRNN_ERR_ARGUMENT;
+    st = tsrnn__check_desc(cell, backend, desc);
+    if (st != TSRNN_OK) return st;
+    switch (backend) {
+    case TSRNN_BACKEND_REF: *bytes = tsrnn__ref_workspace_bytes(cell, pass, dtype, desc); return TSRNN_OK;
+    case TSRNN_BACKEND_CPU: *bytes = tsrnn__cpu_workspace_bytes(cell, pass, dtype, desc); return TSRNN_OK;
+    default: return TSRNN_ERR_UNSUPPORTED;
+    }
+}

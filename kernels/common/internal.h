@@ -1,0 +1,43 @@
+/* Internal helpers shared by every backend: argument checks and workspace sizes. Not installed. */
+#ifndef TSRNN_INTERNAL_H
+#define TSRNN_INTERNAL_H
+
+#include "tsrnn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Number of gates G of a cell: 4 (LSTM) or 3 (GRU). */
+int64_t tsrnn__gates(tsrnn_cell cell);
+
+/*
+ * Checks everything about desc that does not need data: sizes, int64 overflow of every element count the
+ * call touches (T*B*S, G*H*max(D,H), strided extents of x and y), strides (>= 0; y rows non-overlapping),
+ * flags 0/1, num_threads >= 1 when the backend uses it.
+ */
+tsrnn_status tsrnn__check_desc(tsrnn_cell cell, tsrnn_backend backend, const tsrnn_desc *desc);
+
+/* Same as above plus: grad_x (when wanted) must have non-overlapping rows under the x strides. */
+tsrnn_status tsrnn__check_grad_x_layout(const tsrnn_desc *desc);
+
+/* Host lengths: each in [0, T]. NULL is fine. */
+tsrnn_status tsrnn__check_lengths_host(const tsrnn_desc *desc);
+
+/* workspace non-NULL when bytes > 0, aligned to TSRNN_WORKSPACE_ALIGN, and large enough. */
+tsrnn_status tsrnn__check_workspace(const void *workspace, size_t have, size_t need);
+
+/* Length of sequence b (T when desc->lengths is NULL). */
+static inline int64_t tsrnn__length(const tsrnn_desc *desc, int64_t b) {
+    return desc->lengths ? desc->lengths[b] : desc->T;
+}
+
+/* Per-backend workspace sizes (desc already checked). Each backend defines its own. */
+size_t tsrnn__ref_workspace_bytes(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, const tsrnn_desc *desc);
+size_t tsrnn__cpu_workspace_bytes(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, const tsrnn_desc *desc);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,187 @@
+/*
+ * tsrnn.h — the one public C API of tsrnn: fused LSTM and GRU layers, forward and backward.
+ *
+ * General notes
+ * -------------
+ * Shape letters (used in every comment below):
+ *   T  time steps            B  batch size          D  input features      H  hidden size
+ *   G  gates: 4 for LSTM (PyTorch order i, f, g, o), 3 for GRU (PyTorch order r, z, n)
+ *   S  width of one row of saved activations: 6H for LSTM, 5H for GRU (layout below)
+ *
+ * One call = one layer, one direction, one cell type. Layers, directions, dropout and packing are composed by
+ * the caller. Weights and biases are PyTorch's own tensors, unchanged:
+ *   w_ih (G*H x D) row-major, w_hh (G*H x H) row-major, b_ih (G*H), b_hh (G*H).
+ *
+ * Cell equations (PyTorch's; sigma = logistic sigmoid):
+ *   LSTM  [i f g o] = x W_ih^T + b_ih + h W_hh^T + b_hh, with sigma on i, f, o and tanh on g
+ *         c' = f * c + i * g                h' = o * tanh(c')
+ *   GRU   [r z] = sigma(x W_ih[r z]^T + b_ih[r z] + h W_hh[r z]^T + b_hh[r z])
+ *         reset_after = 1 (PyTorch):  n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))
+ *         reset_after = 0 (Keras v1 / the seed notebook):  n = tanh(x W_in^T + b_in + (r * h) W_hn^T + b_hn)
+ *         h' = (1 - z) * n + z * h   (both forms)
+ *
+ * Layout and strides. Every matrix is row-major with its last dimension contiguous. The sequence tensors x,
+ * grad_x (T x B x D) and y, grad_y (T x B x H) carry their own strides, in elements, for the t and b
+ * dimensions, so time-major (stride_t = B*D, stride_b = D) and batch-first (stride_t = D, stride_b = T*D) both
+ * work without a copy, as does writing one direction into half of a (T x B x 2H) buffer (stride_b = 2H).
+ * Element (t, b, k) of x is x[t * x_stride_t + b * x_stride_b + k]. Input strides may be 0 (broadcast);
+ * output strides must describe non-overlapping rows. States h0, c0, h_n, c_n, grad_* of states are (B x H)
+ * contiguous. Saved activations are (T x B x S) contiguous, indexed by the real time index t.
+ *
+ * Direction and lengths. reverse = 0 walks t = 0 .. L-1, reverse = 1 walks t = L-1 .. 0, where L = lengths[b]
+ * for sequence b (or T when lengths is NULL). A sequence stops updating past its length: y rows and saved rows
+ * with t >= L are written as zero, and h_n / c_n hold the state after its last valid step (h0 / c0 when L = 0),
+ * exactly as PyTorch's PackedSequence. 0 <= lengths[b] <= T; lengths need not be sorted.
+ *
+ * Saved activations, one row of S values for each (t, b) with t < L (written by forward, read by backward):
+ *   LSTM  [ i f g o (4H, after activation) | c_t (H) | h_t (H) ]
+ *   GRU   [ r z n (3H, after activation) | hn (H) | h_t (H) ]
+ *         hn = h_{t-1} W_hn^T + b_hn when reset_after = 1, (r * h_{t-1}) W_hn^T + b_hn when reset_after = 0.
+ *
+ * Memory. The caller owns all memory: inputs, outputs and scratch (query tsrnn_workspace_size and pass at least
+ * that many bytes, 64-byte aligned). The library allocates nothing and keeps no global state. CPU functions
+ * take host pointers and run on num_threads threads (>= 1); results do not depend on num_threads.
+ *
+ * Optional pointers are marked [opt]: NULL means "absent" (zero state, no bias, gradient not wanted).
+ * No output may alias any input or another output.
+ *
+ * Errors. Every function returns a tsrnn_status; tsrnn_status_string() gives its text. On error nothing is
+ * guaranteed about the outputs, and no input is modified.
+ */
+#ifndef TSRNN_H
+#define TSRNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TSRNN_VERSION_MAJOR 0
+#define TSRNN_VERSION_MINOR 1
+
+/* Alignment, in bytes, the workspace pointer must have. */
+#define TSRNN_WORKSPACE_ALIGN 64
+
+typedef enum tsrnn_status {
+    TSRNN_OK = 0,
+    TSRNN_ERR_NULL = 1,        /* a required pointer is NULL */
+    TSRNN_ERR_SHAPE = 2,       /* a size is out of range, or sizes overflow int64 element counts */
+    TSRNN_ERR_STRIDE = 3,      /* a stride is negative, or output rows would overlap */
+    TSRNN_ERR_LENGTHS = 4,     /* some lengths[b] is outside [0, T] */
+    TSRNN_ERR_WORKSPACE = 5,   /* workspace too small or misaligned */
+    TSRNN_ERR_THREADS = 6,     /* num_threads < 1, or a thread could not be started */
+    TSRNN_ERR_ARGUMENT = 7,    /* any other bad argument (unknown enum value, flag not 0/1) */
+    TSRNN_ERR_CUDA = 8,        /* a CUDA runtime call or kernel launch failed */
+    TSRNN_ERR_UNSUPPORTED = 9  /* valid request this build cannot serve */
+} tsrnn_status;
+
+/* Static text for a status; never NULL (unknown values give "unknown tsrnn status"). */
+const char *tsrnn_status_string(tsrnn_status status);
+
+typedef enum tsrnn_cell { TSRNN_CELL_LSTM = 0, TSRNN_CELL_GRU = 1 } tsrnn_cell;
+typedef enum tsrnn_pass { TSRNN_PASS_FWD = 0, TSRNN_PASS_BWD = 1 } tsrnn_pass;
+typedef enum tsrnn_backend { TSRNN_BACKEND_REF = 0, TSRNN_BACKEND_CPU = 1, TSRNN_BACKEND_CUDA = 2 } tsrnn_backend;
+typedef enum tsrnn_dtype { TSRNN_F32 = 0, TSRNN_F64 = 1 } tsrnn_dtype;
+
+/* Everything about one call except the data pointers. */
+typedef struct tsrnn_desc {
+    int64_t T;              /* time steps, >= 0 */
+    int64_t B;              /* batch size, >= 0 */
+    int64_t D;              /* input features, >= 1 */
+    int64_t H;              /* hidden size, >= 1 */
+    int64_t x_stride_t;     /* element strides of x and grad_x, >= 0 */
+    int64_t x_stride_b;
+    int64_t y_stride_t;     /* element strides of y and grad_y, >= 0 */
+    int64_t y_stride_b;
+    const int64_t *lengths; /* [opt] (B): per-sequence lengths, in the memory space of the function called */
+    int reverse;            /* 0: t ascending, 1: t descending */
+    int reset_after;        /* GRU only (ignored for LSTM): 1 = PyTorch form, 0 = notebook/Keras v1 form */
+    int num_threads;        /* CPU functions: threads to use, >= 1 (ignored by the reference and CUDA) */
+} tsrnn_desc;
+
+/* Number of elements in one row of saved activations: 6H (LSTM) or 5H (GRU). */
+int64_t tsrnn_saved_row(tsrnn_cell cell, int64_t H);
+
+/*
+ * Bytes of workspace the function (cell, pass, backend, dtype) needs for desc. Checks desc as the function
+ * itself would (sizes, strides, flags; not lengths' values) and returns that status.
+ */
+tsrnn_status tsrnn_workspace_size(tsrnn_cell cell, tsrnn_pass pass, tsrnn_backend backend, tsrnn_dtype dtype,
+                                  const tsrnn_desc *desc, size_t *bytes);
+
+/*
+ * LSTM forward.
+ *   x      in   (T x B x D) strided as x_stride_*
+ *   h0, c0 in   [opt] (B x H) initial states; NULL = zeros
+ *   w_ih   in   (4H x D)      w_hh  in  (4H x H)
+ *   b_ih   in   [opt] (4H)    b_hh  in  [opt] (4H)
+ *   y      out  (T x B x H) strided as y_stride_*: h_t for every step, zero past a sequence's length
+ *   h_n    out  (B x H) final hidden state       c_n  out  (B x H) final cell state
+ *   saved  out  [opt] (T x B x 6H) activations for backward (layout above); NULL when no backward follows
+ *   workspace   scratch of tsrnn_workspace_size(LSTM, FWD, backend, dtype) bytes
+ */
+#define TSRNN_DECLARE_LSTM_FWD(name, real)                                                                    \
+    tsrnn_status name(const tsrnn_desc *desc, const real *x, const real *h0, const real *c0,                 \
+                      const real *w_ih, const real *w_hh, const real *b_ih, const real *b_hh, real *y,         \
+                      real *h_n, real *c_n, real *saved, void *workspace, size_t workspace_bytes)
+
+/*
+ * LSTM backward. Reads the forward's inputs and its saved activations (saved is required here).
+ *   grad_y      in   [opt] (T x B x H) strided as y_stride_*; rows past a sequence's length are ignored
+ *   grad_h_n    in   [opt] (B x H)      grad_c_n  in  [opt] (B x H)
+ *   grad_x      out  [opt] (T x B x D) strided as x_stride_* (must not be a broadcast layout); zero past length
+ *   grad_h0     out  [opt] (B x H)      grad_c0   out [opt] (B x H)
+ *   grad_w_ih   out  [opt] (4H x D)     grad_w_hh out [opt] (4H x H)
+ *   grad_b_ih   out  [opt] (4H)         grad_b_hh out [opt] (4H)
+ * Every output is overwritten (not accumulated into).
+ */
+#define TSRNN_DECLARE_LSTM_BWD(name, real)                                                                    \
+    tsrnn_status name(const tsrnn_desc *desc, const real *x, const real *h0, const real *c0,                 \
+                      const real *w_ih, const real *w_hh, const real *saved, const real *grad_y,              \
+                      const real *grad_h_n, const real *grad_c_n, real *grad_x, real *grad_h0, real *grad_c0,  \
+                      real *grad_w_ih, real *grad_w_hh, real *grad_b_ih, real *grad_b_hh, void *workspace,     \
+                      size_t workspace_bytes)
+
+/*
+ * GRU forward: as LSTM forward without c0 / c_n; w_ih (3H x D), w_hh (3H x H), biases (3H), saved (T x B x 5H).
+ * desc->reset_after chooses the form of n (see the top of this file).
+ */
+#define TSRNN_DECLARE_GRU_FWD(name, real)                                                                     \
+    tsrnn_status name(const tsrnn_desc *desc, const real *x, const real *h0, const real *w_ih,               \
+                      const real *w_hh, const real *b_ih, const real *b_hh, real *y, real *h_n, real *saved,   \
+                      void *workspace, size_t workspace_bytes)
+
+/* GRU backward: as LSTM backward without c0, grad_c_n, grad_c0. Needs no biases (saved holds hn). */
+#define TSRNN_DECLARE_GRU_BWD(name, real)                                                                     \
+    tsrnn_status name(const tsrnn_desc *desc, const real *x, const real *h0, const real *w_ih,               \
+                      const real *w_hh, const real *saved, const real *grad_y, const real *grad_h_n,           \
+                      real *grad_x, real *grad_h0, real *grad_w_ih, real *grad_w_hh, real *grad_b_ih,          \
+                      real *grad_b_hh, void *workspace, size_t workspace_bytes)
+
+/* The plain reference (kernels/ref): nested loops, one thread; the specification the others are tested against. */
+TSRNN_DECLARE_LSTM_FWD(tsrnn_lstm_fwd_ref_f32, float);
+TSRNN_DECLARE_LSTM_FWD(tsrnn_lstm_fwd_ref_f64, double);
+TSRNN_DECLARE_LSTM_BWD(tsrnn_lstm_bwd_ref_f32, float);
+TSRNN_DECLARE_LSTM_BWD(tsrnn_lstm_bwd_ref_f64, double);
+TSRNN_DECLARE_GRU_FWD(tsrnn_gru_fwd_ref_f32, float);
+TSRNN_DECLARE_GRU_FWD(tsrnn_gru_fwd_ref_f64, double);
+TSRNN_DECLARE_GRU_BWD(tsrnn_gru_bwd_ref_f32, float);
+TSRNN_DECLARE_GRU_BWD(tsrnn_gru_bwd_ref_f64, double);
+
+/* The optimized CPU kernels (kernels/cpu): host pointers, desc->num_threads threads. */
+TSRNN_DECLARE_LSTM_FWD(tsrnn_lstm_fwd_cpu_f32, float);
+TSRNN_DECLARE_LSTM_FWD(tsrnn_lstm_fwd_cpu_f64, double);
+TSRNN_DECLARE_LSTM_BWD(tsrnn_lstm_bwd_cpu_f32, float);
+TSRNN_DECLARE_LSTM_BWD(tsrnn_lstm_bwd_cpu_f64, double);
+TSRNN_DECLARE_GRU_FWD(tsrnn_gru_fwd_cpu_f32, float);
+TSRNN_DECLARE_GRU_FWD(tsrnn_gru_fwd_cpu_f64, double);
+TSRNN_DECLARE_GRU_BWD(tsrnn_gru_bwd_cpu_f32, float);
+TSRNN_DECLARE_GRU_BWD(tsrnn_gru_bwd_cpu_f64, double);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* TSRNN_H */
