@@ -1,0 +1,280 @@
+// Argument checks and descriptor setup shared by the CPU and CUDA registrations of the tsrnn ops.
+//
+// Validation and glue only: every check ends in a RuntimeError that names the op, the argument and what was
+// expected. No arithmetic on tensor data happens here; the kernels (tsrnn.h) do all of it.
+//
+// Shape letters as in tsrnn.h: T steps, B batch, D input features, H hidden size, G gates (4 LSTM, 3 GRU),
+// S saved row width (6H LSTM, 5H GRU).
+#pragma once
+
+#include <torch/csrc/stable/library.h>
+#include <torch/csrc/stable/ops.h>
+#include <torch/csrc/stable/tensor.h>
+
+#include <cstdint>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tsrnn.h"
+
+namespace tsrnn_shim {
+
+using torch::headeronly::ScalarType;
+using torch::stable::Tensor;
+using torch::stable::DeviceType;
+
+// torch-style dtype names (float32, int64) rather than c10's (Float, Long), so messages match Python.
+inline const char *dtype_name(ScalarType t) {
+    switch (t) {
+    case ScalarType::Float: return "float32";
+    case ScalarType::Double: return "float64";
+    case ScalarType::Half: return "float16";
+    case ScalarType::BFloat16: return "bfloat16";
+    case ScalarType::Long: return "int64";
+    case ScalarType::Int: return "int32";
+    case ScalarType::Short: return "int16";
+    case ScalarType::Char: return "int8";
+    case ScalarType::Byte: return "uint8";
+    case ScalarType::Bool: return "bool";
+    default: return torch::headeronly::toString(t);
+    }
+}
+
+inline std::string device_name(const Tensor &t) {
+    switch (t.device().type()) {
+    case DeviceType::CPU: return "cpu";
+    case DeviceType::CUDA: return "cuda:" + std::to_string(t.get_device_index());
+    case DeviceType::Meta: return "meta";
+    default: return "device type " + std::to_string(static_cast<int>(t.device().type()));
+    }
+}
+
+inline std::string shape_string(const Tensor &t) {
+    std::ostringstream s;
+    s << "(";
+    for (int64_t i = 0; i < t.dim(); ++i) s << (i ? ", " : "") << t.size(i);
+    s << (t.dim() == 1 ? ",)" : ")");
+    return s.str();
+}
+
+inline std::string shape_string(const std::vector<int64_t> &shape) {
+    std::ostringstream s;
+    s << "(";
+    for (size_t i = 0; i < shape.size(); ++i) s << (i ? ", " : "") << shape[i];
+    s << (shape.size() == 1 ? ",)" : ")");
+    return s.str();
+}
+
+// Where a kernel runs: CPU tensors only, or every tensor on x's CUDA device.
+struct Placement {
+    DeviceType type;
+    int32_t index; // -1 for the CPU
+};
+
+// For a CUDA registration: every tensor on x's device.
+inline Placement placement_of(const Tensor &x) {
+    return {x.device().type(), x.device().type() == DeviceType::CPU ? -1 : x.get_device_index()};
+}
+
+// Checks of one op call: knows the op's name, the dtype every floating tensor must share (x's) and the device.
+class ArgCheck {
+  public:
+    ArgCheck(const char *op, const Tensor &x, Placement where) : op_(op), where_(where) {
+        ScalarType t = x.scalar_type();
+        fail_unless(t == ScalarType::Float || t == ScalarType::Double, "x",
+                    std::string("must be float32 or float64, but got ") + dtype_name(t));
+        dtype_ = t;
+        device("x", x);
+    }
+
+    ScalarType dtype() const { return dtype_; }
+    tsrnn_dtype kernel_dtype() const { return dtype_ == ScalarType::Float ? TSRNN_F32 : TSRNN_F64; }
+
+    [[noreturn]] void fail(const char *arg, const std::string &what) const {
+        throw std::runtime_error(std::string(op_) + ": argument '" + arg + "' " + what);
+    }
+    void fail_unless(bool ok, const char *arg, const std::string &what) const {
+        if (!ok) fail(arg, what);
+    }
+
+    void device(const char *arg, const Tensor &t) const {
+        const bool same = t.device().type() == where_.type &&
+                          (where_.type == DeviceType::CPU || t.get_device_index() == where_.index);
+        if (same) return;
+        if (where_.type == DeviceType::CPU)
+            fail(arg, "must be a CPU tensor (this is the CPU kernel), but is on " + device_name(t));
+        fail(arg, "must be on the same device as x (cuda:" + std::to_string(where_.index) + "), but is on " +
+                      device_name(t));
+    }
+
+    // A floating tensor of the call: x's dtype, x's device, the given shape.
+    void floating(const char *arg, const Tensor &t, const std::vector<int64_t> &shape,
+                  const char *shape_letters) const {
+        fail_unless(t.scalar_type() == dtype_, arg,
+                    std::string("must have the same dtype as x (") + dtype_name(dtype_) + "), but got " +
+                        dtype_name(t.scalar_type()));
+        device(arg, t);
+        this->shape(arg, t, shape, shape_letters);
+    }
+
+    void shape(const char *arg, const Tensor &t, const std::vector<int64_t> &shape, const char *shape_letters) const {
+        bool ok = t.dim() == static_cast<int64_t>(shape.size());
+        for (int64_t i = 0; ok && i < t.dim(); ++i) ok = t.size(i) == shape[i];
+        if (ok) return;
+        std::string expected = std::string("must have shape ") + shape_letters + " = " + shape_string(shape);
+        if (t.dim() != static_cast<int64_t>(shape.size()))
+            fail(arg, expected + " (" + std::to_string(shape.size()) + "-D), but got a " + std::to_string(t.dim()) +
+                          "-D tensor of shape " + shape_string(t));
+        fail(arg, expected + ", but got " + shape_string(t));
+    }
+
+    void rank(const char *arg, const Tensor &t, int64_t dims, const char *shape_letters) const {
+        fail_unless(t.dim() == dims, arg,
+                    "must be " + std::to_string(dims) + "-D " + shape_letters + ", but got a " +
+                        std::to_string(t.dim()) + "-D tensor of shape " + shape_string(t));
+    }
+
+    // Turns a non-OK status of the C API into an error carrying its text.
+    void status(tsrnn_status st, const char *call) const {
+        if (st == TSRNN_OK) return;
+        throw std::runtime_error(std::string(op_) + ": " + call + " failed: " + tsrnn_status_string(st) +
+                                 " (tsrnn_status " + std::to_string(static_cast<int>(st)) + ")");
+    }
+
+    const char *op() const { return op_; }
+
+  private:
+    const char *op_;
+    Placement where_;
+    ScalarType dtype_ = ScalarType::Float;
+};
+
+// Sizes of one layer call, read off x, w_ih and w_hh and checked against each other.
+struct Sizes {
+    int64_t T, B, D, H, G, S;
+    bool batch_first;
+
+    // (T, B, W) in the caller's convention: (B, T, W) when batch_first.
+    std::vector<int64_t> seq(int64_t W) const {
+        return batch_first ? std::vector<int64_t>{B, T, W} : std::vector<int64_t>{T, B, W};
+    }
+    const char *seq_letters(char w) const {
+        if (w == 'D') return batch_first ? "(B, T, D)" : "(T, B, D)";
+        return batch_first ? "(B, T, H)" : "(T, B, H)";
+    }
+    // Element strides (t, b) of a sequence tensor in the caller's convention.
+    int64_t stride_t(const Tensor &t) const { return t.stride(batch_first ? 1 : 0); }
+    int64_t stride_b(const Tensor &t) const { return t.stride(batch_first ? 0 : 1); }
+};
+
+inline Sizes check_sizes(const ArgCheck &c, tsrnn_cell cell, const Tensor &x, const Tensor &w_ih,
+                         const Tensor &w_hh, bool batch_first) {
+    Sizes s{};
+    s.batch_first = batch_first;
+    s.G = cell == TSRNN_CELL_LSTM ? 4 : 3;
+    const char *gh = cell == TSRNN_CELL_LSTM ? "(4*H, H)" : "(3*H, H)";
+    const char *gd = cell == TSRNN_CELL_LSTM ? "(4*H, D)" : "(3*H, D)";
+
+    c.rank("x", x, 3, batch_first ? "(B, T, D)" : "(T, B, D)");
+    s.T = x.size(batch_first ? 1 : 0);
+    s.B = x.size(batch_first ? 0 : 1);
+    s.D = x.size(2);
+    c.fail_unless(s.D >= 1, "x", "must have at least one feature (D >= 1), but got shape " + shape_string(x));
+
+    // H comes from w_hh: (G*H, H).
+    c.rank("w_hh", w_hh, 2, gh);
+    s.H = w_hh.size(1);
+    c.fail_unless(s.H >= 1, "w_hh", std::string("must have shape ") + gh + " with H >= 1, but got " +
+                                        shape_string(w_hh));
+    c.floating("w_hh", w_hh, {s.G * s.H, s.H}, gh);
+
+    c.rank("w_ih", w_ih, 2, gd);
+    c.floating("w_ih", w_ih, {s.G * s.H, s.D}, gd);
+    s.S = tsrnn_saved_row(cell, s.H);
+    return s;
+}
+
+// Optional (B, H) state: checked and made contiguous; nullopt stays nullopt.
+inline std::optional<Tensor> check_state(const ArgCheck &c, const char *arg, const std::optional<Tensor> &t,
+                                         const Sizes &s) {
+    if (!t.has_value()) return std::nullopt;
+    c.floating(arg, *t, {s.B, s.H}, "(B, H)");
+    return torch::stable::contiguous(*t);
+}
+
+inline std::optional<Tensor> check_bias(const ArgCheck &c, const char *arg, const std::optional<Tensor> &t,
+                                        const Sizes &s) {
+    if (!t.has_value()) return std::nullopt;
+    c.floating(arg, *t, {s.G * s.H}, s.G == 4 ? "(4*H,)" : "(3*H,)");
+    return torch::stable::contiguous(*t);
+}
+
+// lengths: int64 CPU tensor (B,) with every value in [0, T]; always a host tensor, whatever x's device.
+inline std::optional<Tensor> check_lengths(const ArgCheck &c, const std::optional<Tensor> &lengths, const Sizes &s) {
+    if (!lengths.has_value()) return std::nullopt;
+    const Tensor &l = *lengths;
+    c.fail_unless(l.scalar_type() == ScalarType::Long, "lengths",
+                  std::string("must be an int64 tensor, but got ") + dtype_name(l.scalar_type()));
+    c.fail_unless(l.device().type() == DeviceType::CPU, "lengths",
+                  "must be a CPU tensor, but is on " + device_name(l));
+    c.shape("lengths", l, {s.B}, "(B,)");
+    Tensor lc = torch::stable::contiguous(l);
+    const int64_t *v = lc.const_data_ptr<int64_t>();
+    for (int64_t b = 0; b < s.B; ++b)
+        c.fail_unless(0 <= v[b] && v[b] <= s.T, "lengths",
+                      "must hold values in [0, T] = [0, " + std::to_string(s.T) + "], but lengths[" +
+                          std::to_string(b) + "] = " + std::to_string(v[b]));
+    return lc;
+}
+
+// A sequence input (x, grad_y) whose (t, b) strides can be handed to the kernel as they are: last dimension
+// contiguous and rows nested (time-major or batch-first without overlap). Otherwise a contiguous copy.
+inline Tensor seq_input(const Tensor &t, const Sizes &s) {
+    const int64_t W = t.size(2), T = s.T, B = s.B;
+    const int64_t st = s.stride_t(t), sb = s.stride_b(t);
+    const bool inner_ok = W == 1 || t.stride(2) == 1;
+    const bool time_major = (B == 1 || sb >= W) && (T == 1 || st >= (B - 1) * sb + W);
+    const bool batch_major = (T == 1 || st >= W) && (B == 1 || sb >= (T - 1) * st + W);
+    if (inner_ok && (time_major || batch_major)) return t;
+    return torch::stable::contiguous(t);
+}
+
+// Element strides (t, b) of a sequence tensor, as the desc takes them.
+struct SeqStrides {
+    int64_t t, b;
+};
+
+inline SeqStrides strides_of(const Tensor &t, const Sizes &s) { return {s.stride_t(t), s.stride_b(t)}; }
+
+// The strides a contiguous (T, B, W) / (B, T, W) tensor would have (used when grad_y is absent).
+inline SeqStrides contiguous_strides(const Sizes &s, int64_t W) {
+    return s.batch_first ? SeqStrides{W, s.T * W} : SeqStrides{s.B * W, W};
+}
+
+// lengths must live in the memory space of the kernel called (tsrnn.h): the host tensor's data for the CPU, a
+// device copy for CUDA; nullptr when every sequence has length T.
+inline tsrnn_desc make_desc(const Sizes &s, SeqStrides x_strides, SeqStrides y_strides, const int64_t *lengths,
+                            bool reverse, int reset_after, int num_threads) {
+    tsrnn_desc d{};
+    d.T = s.T;
+    d.B = s.B;
+    d.D = s.D;
+    d.H = s.H;
+    d.x_stride_t = x_strides.t;
+    d.x_stride_b = x_strides.b;
+    d.y_stride_t = y_strides.t;
+    d.y_stride_b = y_strides.b;
+    d.lengths = lengths;
+    d.reverse = reverse ? 1 : 0;
+    d.reset_after = reset_after;
+    d.num_threads = num_threads;
+    return d;
+}
+
+template <class real> inline const real *ptr(const std::optional<Tensor> &t) {
+    return t.has_value() ? t->const_data_ptr<real>() : nullptr;
+}
+
+} // namespace tsrnn_shim
