@@ -1,0 +1,195 @@
+"""tsrnn.LSTM and tsrnn.GRU: nn.LSTM / nn.GRU with the fused tsrnn kernels inside.
+
+The classes are built on nn.RNNBase exactly as nn.LSTM / nn.GRU are, and borrow their argument checks, so the
+constructor, its validation, ``reset_parameters``, the parameter names and the ``state_dict`` are nn.*'s own; only
+``forward`` differs. (They are deliberately not subclasses of nn.LSTM / nn.GRU: torch.compile refuses to trace
+any instance of those.)
+
+``forward`` composes one ``torch.ops.tsrnn`` call per layer and direction: the reverse direction is the kernel's
+``reverse`` flag, a PackedSequence becomes a padded batch plus the kernel's per-sequence ``lengths``, and
+dropout is applied between layers in training mode, as nn.* does. Parts of the nn.* interface that are not wired
+to the kernels yet raise NotImplementedError instead of computing something different.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from . import _ops
+
+__all__ = ["LSTM", "GRU"]
+
+
+def _unsupported(module: nn.RNNBase, what: str) -> NotImplementedError:
+    name = type(module).__name__
+    return NotImplementedError(
+        f"tsrnn.{name} does not support {what} yet; use torch.nn.{name} for this model "
+        f"(tsrnn.to_torch / load_state_dict keep the same weights)"
+    )
+
+
+class _TsrnnRNNMixin:
+    """Shared forward plumbing for the two cells: argument checks as nn.*, then one op per layer and direction."""
+
+    def _check_supported(self) -> None:
+        if getattr(self, "proj_size", 0) > 0:
+            raise _unsupported(self, f"proj_size={self.proj_size}")
+
+    def _prepare(self, input, hx, num_states: int):
+        """nn.*'s input/hx handling. Returns (padded input, lengths or None, states or None, is_batched, packed),
+        states a tuple of (L*dirs, B, H) tensors in the caller's batch order."""
+        name = type(self).__name__
+        if isinstance(input, PackedSequence):
+            packed = input
+            self.check_input(packed.data, packed.batch_sizes)
+            # padded (T, B, D) in the caller's batch order, lengths int64 on the CPU
+            x, lengths = pad_packed_sequence(packed, batch_first=self.batch_first)
+            is_batched = True
+        else:
+            packed, lengths = None, None
+            if not isinstance(input, Tensor):
+                raise TypeError(f"{name}: expected input to be a Tensor or PackedSequence, got {type(input).__name__}")
+            if input.dim() not in (2, 3):
+                raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.dim()}D instead")
+            is_batched = input.dim() == 3
+            x = input if is_batched else input.unsqueeze(0 if self.batch_first else 1)
+        states = None
+        if hx is not None:
+            states = (hx,) if num_states == 1 else tuple(hx)
+            if num_states == 2 and len(states) != 2:
+                raise ValueError(f"{name}: hx must be a tuple (h_0, c_0), got {len(states)} tensors")
+            for s in states:
+                if not isinstance(s, Tensor):
+                    raise TypeError(f"{name}: expected hx to hold Tensors, got {type(s).__name__}")
+            want = 3 if is_batched else 2
+            if any(s.dim() != want for s in states):
+                dims = ", ".join(f"{s.dim()}-D" for s in states)
+                kind = "batched 3-D" if is_batched else "unbatched 2-D"
+                if num_states == 2:
+                    raise RuntimeError(f"For {kind} input, hx and cx should also be {want}-D but got ({dims}) tensors")
+                raise RuntimeError(f"For {kind} input, hx should also be {want}-D but got {dims} tensor")
+            if not is_batched:
+                states = tuple(s.unsqueeze(1) for s in states)
+            # nn.*'s own checks and messages (dtype, input size, hidden sizes), on the padded batch
+            self.check_forward_args(x, states if num_states == 2 else states[0], None)
+        else:
+            self.check_input(x, None)
+        for s in states or ():
+            if s.dtype != x.dtype:
+                raise ValueError(f"{name}: hx dtype ({s.dtype}) does not match input dtype ({x.dtype})")
+            if s.device != x.device:
+                raise ValueError(f"{name}: hx is on {s.device} but input is on {x.device}")
+        return x, lengths, states, is_batched, packed
+
+    def _layer_weights(self, layer: int, suffix: str = ""):
+        w_ih = getattr(self, f"weight_ih_l{layer}{suffix}")
+        w_hh = getattr(self, f"weight_hh_l{layer}{suffix}")
+        b_ih = getattr(self, f"bias_ih_l{layer}{suffix}") if self.bias else None
+        b_hh = getattr(self, f"bias_hh_l{layer}{suffix}") if self.bias else None
+        return w_ih, w_hh, b_ih, b_hh
+
+    def _run(self, input, hx, num_states: int, call):
+        """Runs every layer and direction through ``call(x, states_k, weights, lengths, reverse)``, which returns
+        (y, new_states_tuple, saved). Returns (output, tuple of stacked final states, tuple of saved)."""
+        self._check_supported()
+        x, lengths, states, is_batched, packed = self._prepare(input, hx, num_states)
+        dirs = 2 if self.bidirectional else 1
+        finals = [[] for _ in range(num_states)]
+        saved_all = []
+        layer_input = x
+        for layer in range(self.num_layers):
+            outputs = []
+            for d in range(dirs):
+                k = layer * dirs + d
+                weights = self._layer_weights(layer, "_reverse" if d else "")
+                state_k = tuple(s[k] for s in states) if states is not None else (None,) * num_states
+                y, new_states, saved = call(layer_input, state_k, weights, lengths, bool(d))
+                outputs.append(y)
+                for f, s in zip(finals, new_states):
+                    f.append(s)
+                saved_all.append(saved)
+            layer_input = outputs[0] if dirs == 1 else torch.cat(outputs, dim=-1)
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, p=self.dropout, training=True)
+        output = layer_input
+        finals = tuple(torch.stack(f) for f in finals)
+        if packed is not None:
+            output = _repack(output, lengths, packed, self.batch_first)
+        elif not is_batched:
+            output = output.squeeze(0 if self.batch_first else 1)
+            finals = tuple(f.squeeze(1) for f in finals)
+            saved_all = [s.squeeze(1) for s in saved_all]
+        return output, finals, tuple(saved_all)
+
+
+def _repack(y: Tensor, lengths: Tensor, like: PackedSequence, batch_first: bool) -> PackedSequence:
+    """Packs a padded output (caller's batch order) with the input's own batch_sizes and indices."""
+    if like.sorted_indices is not None:
+        y = y.index_select(0 if batch_first else 1, like.sorted_indices)
+        lengths = lengths.index_select(0, like.sorted_indices.cpu())
+    data = pack_padded_sequence(y, lengths, batch_first=batch_first, enforce_sorted=True).data
+    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
+
+
+class LSTM(_TsrnnRNNMixin, nn.RNNBase):
+    """Drop-in replacement for :class:`torch.nn.LSTM` running the fused tsrnn kernels.
+
+    Same constructor, parameters and ``state_dict`` as nn.LSTM. ``forward(input, hx=None, return_gates=False)``
+    returns ``(output, (h_n, c_n))`` like nn.LSTM; with ``return_gates=True`` a third element holds the
+    kernel's saved activations, a tuple with one tensor per layer and direction (index ``layer * dirs + d``),
+    each (T, B, 6H) time-major (T, 6H unbatched): ``[i f g o | c_t | h_t]`` per step.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__("LSTM", *args, **kwargs)
+
+    # nn.LSTM's own checks, so the error messages are the same
+    get_expected_cell_size = nn.LSTM.get_expected_cell_size
+    check_forward_args = nn.LSTM.check_forward_args
+    permute_hidden = nn.LSTM.permute_hidden
+
+    def forward(self, input, hx=None, return_gates: bool = False):
+        def call(x, states, weights, lengths, reverse):
+            y, h_n, c_n, saved = _ops.lstm(x, *states, *weights, lengths, self.batch_first, reverse)
+            return y, (h_n, c_n), saved
+
+        output, (h_n, c_n), saved = self._run(input, hx, 2, call)
+        if return_gates:
+            return output, (h_n, c_n), saved
+        return output, (h_n, c_n)
+
+
+class GRU(_TsrnnRNNMixin, nn.RNNBase):
+    """Drop-in replacement for :class:`torch.nn.GRU` running the fused tsrnn kernels.
+
+    Same constructor, parameters and ``state_dict`` as nn.GRU, plus ``reset_after`` (default True, PyTorch's
+    form ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``; False gives the seed notebook's / Keras'
+    ``n = tanh(W_in x + b_in + W_hn (r * h) + b_hn)``). ``forward(input, hx=None, return_gates=False)``
+    returns ``(output, h_n)``; with ``return_gates=True`` a third element holds the saved activations, one
+    tensor per layer and direction, each (T, B, 5H) time-major: ``[r z n | hn | h_t]`` per step.
+    """
+
+    def __init__(self, *args, reset_after: bool = True, **kwargs):
+        if "proj_size" in kwargs:
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        super().__init__("GRU", *args, **kwargs)
+        if not isinstance(reset_after, bool):
+            raise TypeError(f"reset_after should be a bool, got {type(reset_after).__name__}")
+        self.reset_after = reset_after
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s if self.reset_after else s + ", reset_after=False"
+
+    def forward(self, input, hx=None, return_gates: bool = False):
+        def call(x, states, weights, lengths, reverse):
+            y, h_n, saved = _ops.gru(x, states[0], *weights, lengths, self.batch_first, reverse, self.reset_after)
+            return y, (h_n,), saved
+
+        output, (h_n,), saved = self._run(input, hx, 1, call)
+        if return_gates:
+            return output, h_n, saved
+        return output, h_n
