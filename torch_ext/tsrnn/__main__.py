@@ -1,0 +1,124 @@
+"""Command line: ``python -m tsrnn forecast [options]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _cells(text: str) -> list[str]:
+    cells = [c.strip().lower() for c in text.split(",") if c.strip()]
+    bad = [c for c in cells if c not in ("lstm", "gru")]
+    if not cells or bad:
+        raise argparse.ArgumentTypeError(f"--cells takes a comma list of lstm, gru; got {text!r}")
+    return cells
+
+
+def _backends(text: str) -> list[str]:
+    backends = [b.strip().lower() for b in text.split(",") if b.strip()]
+    if not backends or any(b not in ("tsrnn", "torch") for b in backends) or len(set(backends)) != len(backends):
+        raise argparse.ArgumentTypeError(f"--backends takes a comma list of tsrnn, torch; got {text!r}")
+    return backends
+
+
+def _forecast(args: argparse.Namespace) -> int:
+    from .job import DataError, JobConfig, run_job
+
+    cfg = JobConfig(epochs=args.epochs, hidden=args.hidden, seq_len=args.seq_len, cells=tuple(args.cells),
+                    backends=tuple(args.backends), csv=args.csv, column=args.column, out=args.out, seed=args.seed)
+    try:
+        run_job(cfg)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma list of positive integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected a comma list of positive integers, got {text!r}")
+    return values
+
+
+def _modes(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    if not modes or any(m not in ("forward", "train") for m in modes):
+        raise argparse.ArgumentTypeError(f"--modes takes a comma list of forward, train; got {text!r}")
+    return modes
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import NOTEBOOK_SHAPE, Point, run
+
+    points = []
+    for cell in args.cells:
+        for mode in args.modes:
+            if args.H is None:  # the notebook shape
+                points.append(Point(cell, mode, **NOTEBOOK_SHAPE))
+                continue
+            for H in args.H:
+                for B in args.B:
+                    for T in args.T:
+                        points.append(Point(cell, mode, B=B, T=T, D=args.D or H, H=H))
+    run(points, reps=args.reps, out=args.out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tsrnn", description="tsrnn: fused LSTM/GRU kernels for PyTorch")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fc = sub.add_parser(
+        "forecast",
+        help="the notebook's forecasting job on tsrnn and torch.nn side by side, with an HTML report",
+        description="Trains the seed notebook's one-step-ahead forecaster (recurrent layer + linear head) for each "
+        "cell on each backend from the same initial weights and batches, then writes metrics.json and a "
+        "self-contained report.html (series, loss curves, test predictions, rollout, gate heatmaps).",
+    )
+    fc.add_argument("--epochs", type=_positive_int, default=40, help="training epochs per run (default 40)")
+    fc.add_argument("--hidden", type=_positive_int, default=32, help="hidden size of the recurrent layer (default 32)")
+    fc.add_argument("--seq-len", type=_positive_int, default=60,
+                    help="window length: values fed to the model to predict the next one (default 60)")
+    fc.add_argument("--cells", type=_cells, default=["lstm", "gru"], help="comma list of cells: lstm,gru (default both)")
+    fc.add_argument("--backends", type=_backends, default=["tsrnn", "torch"],
+                    help="comma list of backends: tsrnn (this project's kernels), torch (nn.LSTM/nn.GRU); "
+                    "default both, which also reports their loss agreement and speed ratio")
+    fc.add_argument("--csv", default=None, help="read the series from this CSV file (header row required) "
+                    "instead of the notebook's toy series")
+    fc.add_argument("--column", default=None, help="with --csv: the name of the column holding the series")
+    fc.add_argument("--out", default="report", help="folder for report.html and metrics.json (default report/)")
+    fc.add_argument("--seed", type=int, default=42,
+                    help="seed of the toy series, the initial weights and the batch order (default 42)")
+    bn = sub.add_parser("bench", help="time tsrnn against nn.LSTM / nn.GRU side by side (validated first)")
+    bn.add_argument("--cells", type=_cells, default=["lstm", "gru"], help="comma list of cells (default lstm,gru)")
+    bn.add_argument("--modes", type=_modes, default=["forward", "train"], help="comma list: forward,train")
+    bn.add_argument("--H", type=_int_list, default=None, help="hidden sizes; without it, the notebook shape B64 T60 D1 H32")
+    bn.add_argument("--B", type=_int_list, default=[64], help="batch sizes (with --H; default 64)")
+    bn.add_argument("--T", type=_int_list, default=[100], help="sequence lengths (with --H; default 100)")
+    bn.add_argument("--D", type=_positive_int, default=None, help="input size (with --H; default D = H)")
+    bn.add_argument("--reps", type=_positive_int, default=30, help="timed repetitions per backend (default 30)")
+    bn.add_argument("--out", default=None, help="write the results as JSON to this file")
+    args = parser.parse_args(argv)
+    if args.command == "forecast":
+        return _forecast(args)
+    if args.command == "bench":
+        return _bench(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
