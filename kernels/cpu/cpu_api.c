@@ -1,0 +1,197 @@
+/*
+ * The optimized CPU kernels' public entry points: argument checks (in the order every backend uses), the
+ * workspace layout and size, and the choice of the instruction-set variant that runs the call.
+ */
+#include <stdint.h>
+
+#include "cpu_impl.h"
+
+/* ---- sizes --------------------------------------------------------------------------------------------- */
+
+/* Saturating size arithmetic: an impossible size stays impossible instead of wrapping. */
+static size_t mul_sz(size_t a, size_t b) {
+    size_t r;
+    return __builtin_mul_overflow(a, b, &r) ? SIZE_MAX : r;
+}
+
+static size_t round_up_sz(size_t n, size_t to) {
+    size_t r;
+    if (__builtin_add_overflow(n, to - 1, &r)) return SIZE_MAX;
+    return r / to * to;
+}
+
+/* Reserves bytes at the end of the layout (64-byte aligned) and returns its offset. */
+static size_t take(tsrnn__cpu_layout *l, size_t bytes) {
+    size_t at = l->total, end;
+    if (bytes == 0) return 0;
+    if (__builtin_add_overflow(at, round_up_sz(bytes, TSRNN_CPU_PAD_BYTES), &end)) end = SIZE_MAX;
+    l->total = end;
+    return at;
+}
+
+/* Threads worth starting for the call's arithmetic: a thread costs tens of microseconds to start and join. */
+static int64_t threads_for_work(const tsrnn_desc *d) {
+    const double fma_lanes = 4.0 * (double)d->T * (double)d->B * (double)d->H * (double)(d->D + d->H);
+    const double per_thread = (double)TSRNN_CPU_MIN_WORK_PER_THREAD;
+    if (fma_lanes < per_thread) return 1;
+    return fma_lanes / per_thread > TSRNN_CPU_MAX_THREADS ? TSRNN_CPU_MAX_THREADS : (int64_t)(fma_lanes / per_thread);
+}
+
+int tsrnn__cpu_sweep_threads(const tsrnn_desc *d) {
+    int64_t n = d->num_threads, by_rows = d->B / TSRNN_CPU_MIN_ROWS_PER_THREAD, by_work = threads_for_work(d);
+    if (by_rows < n) n = by_rows;
+    if (by_work < n) n = by_work;
+    if (n > TSRNN_CPU_MAX_THREADS) n = TSRNN_CPU_MAX_THREADS;
+    return n < 1 ? 1 : (int)n;
+}
+
+int tsrnn__cpu_product_threads(const tsrnn_desc *d) {
+    int64_t n = d->num_threads, by_work = threads_for_work(d);
+    if (by_work < n) n = by_work;
+    if (n > TSRNN_CPU_MAX_THREADS) n = TSRNN_CPU_MAX_THREADS;
+    return n < 1 ? 1 : (int)n;
+}
+
+void tsrnn__cpu_layout_of(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, const tsrnn_desc *d,
+                          tsrnn__cpu_layout *l) {
+    const size_t es = dtype == TSRNN_F64 ? sizeof(double) : sizeof(float);
+    const size_t pad = TSRNN_CPU_PAD_BYTES / es;
+    const size_t B = (size_t)d->B, T = (size_t)d->T, D = (size_t)d->D, H = (size_t)d->H;
+    const size_t G = (size_t)tsrnn__gates(cell), M = mul_sz(T, B);
+    const size_t Hp = round_up_sz(H, pad);
+    const size_t LDG = (size_t)tsrnn__cpu_ld((int64_t)(4 * H), (int64_t)pad);
+    const size_t Dp = round_up_sz(D, pad);
+    const int gru0 = cell == TSRNN_CELL_GRU && d->reset_after == 0, lstm = cell == TSRNN_CELL_LSTM;
+    const size_t row = mul_sz(Hp, es); /* bytes of one padded state row */
+    *l = (tsrnn__cpu_layout){0};
+    if (pass == TSRNN_PASS_FWD) {
+        l->wx = take(l, mul_sz(mul_sz(D, G), row));
+        l->wh = take(l, mul_sz(mul_sz(H, G), row));
+        l->whn = gru0 ? take(l, mul_sz(H, row)) : 0;
+        l->bias = take(l, mul_sz(4, row));
+        l->hbuf = take(l, mul_sz(2 * B, row));
+        l->cbuf = lstm ? take(l, mul_sz(B, row)) : 0;
+        l->gscr = gru0 ? take(l, mul_sz(3 * B, row)) : 0;
+        l->rh = gru0 ? take(l, mul_sz(B, row)) : 0;
+    } else {
+        const size_t LDH = (size_t)tsrnn__cpu_ld((int64_t)H, (int64_t)pad);
+        const size_t LDX = (size_t)tsrnn__cpu_ld((int64_t)D, (int64_t)pad);
+        l->dg = take(l, mul_sz(mul_sz(M, LDG), es));
+        l->hprev = take(l, mul_sz(mul_sz(M, LDH), es));
+        l->rhprev = gru0 ? take(l, mul_sz(mul_sz(M, LDH), es)) : 0;
+        l->xc = take(l, mul_sz(mul_sz(M, LDX), es));
+        l->whhp = take(l, mul_sz(G * H, row));
+        {   /* W_ih as column panels of Dp for grad_x, or W_ih^T (D x G*H rounded up) for its small-D form */
+            size_t panels = mul_sz(G * H, Dp), rows = mul_sz(D, round_up_sz(G * H, pad));
+            l->wihp = take(l, mul_sz(panels > rows ? panels : rows, es));
+        }
+        l->dhbuf = take(l, mul_sz(2 * B, row));
+        l->dcbuf = lstm ? take(l, mul_sz(B, row)) : 0;
+        l->drh = gru0 ? take(l, mul_sz(B, row)) : 0;
+    }
+    l->rows = take(l, mul_sz(B, sizeof(int64_t)));
+}
+
+size_t tsrnn__cpu_workspace_bytes(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, const tsrnn_desc *desc) {
+    tsrnn__cpu_layout l;
+    tsrnn__cpu_layout_of(cell, pass, dtype, desc, &l);
+    return l.total;
+}
+
+/* ---- variant choice -------------------------------------------------------------------------------------- */
+
+typedef tsrnn_status (*fwd_impl)(const tsrnn__cpu_fwd_args *);
+typedef tsrnn_status (*bwd_impl)(const tsrnn__cpu_bwd_args *);
+
+/* 2: AVX-512F (+AVX2, FMA), 1: AVX2 + FMA, 0: the portable variant. Decided per call from the CPU we run on. */
+static int isa_level(void) {
+#ifdef TSRNN_CPU_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return __builtin_cpu_supports("avx512f") ? 2 : 1;
+#endif
+    return 0;
+}
+
+static fwd_impl pick_fwd(tsrnn_dtype dtype) {
+    int level = isa_level();
+#ifdef TSRNN_CPU_X86
+    if (level == 2) return dtype == TSRNN_F32 ? tsrnn__cpu_fwd_f32_avx512 : tsrnn__cpu_fwd_f64_avx512;
+    if (level == 1) return dtype == TSRNN_F32 ? tsrnn__cpu_fwd_f32_avx2 : tsrnn__cpu_fwd_f64_avx2;
+#endif
+    (void)level;
+    return dtype == TSRNN_F32 ? tsrnn__cpu_fwd_f32_generic : tsrnn__cpu_fwd_f64_generic;
+}
+
+static bwd_impl pick_bwd(tsrnn_dtype dtype) {
+    int level = isa_level();
+#ifdef TSRNN_CPU_X86
+    if (level == 2) return dtype == TSRNN_F32 ? tsrnn__cpu_bwd_f32_avx512 : tsrnn__cpu_bwd_f64_avx512;
+    if (level == 1) return dtype == TSRNN_F32 ? tsrnn__cpu_bwd_f32_avx2 : tsrnn__cpu_bwd_f64_avx2;
+#endif
+    (void)level;
+    return dtype == TSRNN_F32 ? tsrnn__cpu_bwd_f32_generic : tsrnn__cpu_bwd_f64_generic;
+}
+
+/* ---- entry points ---------------------------------------------------------------------------------------- */
+
+static tsrnn_status fwd(tsrnn_cell cell, tsrnn_dtype dtype, const tsrnn_desc *desc, const void *x, const void *h0,
+                        const void *c0, const void *w_ih, const void *w_hh, const void *b_ih, const void *b_hh,
+                        void *y, void *h_n, void *c_n, void *saved, void *workspace, size_t workspace_bytes) {
+    tsrnn_status st = tsrnn__check_desc(cell, TSRNN_BACKEND_CPU, desc);
+    if (st != TSRNN_OK) return st;
+    if (!x || !w_ih || !w_hh || !y || !h_n || (cell == TSRNN_CELL_LSTM && !c_n)) return TSRNN_ERR_NULL;
+    st = tsrnn__check_lengths_host(desc);
+    if (st != TSRNN_OK) return st;
+    st = tsrnn__check_workspace(workspace, workspace_bytes,
+                                tsrnn__cpu_workspace_bytes(cell, TSRNN_PASS_FWD, dtype, desc));
+    if (st != TSRNN_OK) return st;
+    const tsrnn__cpu_fwd_args args = {cell, desc, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, h_n, c_n, saved, workspace};
+    return pick_fwd(dtype)(&args);
+}
+
+static tsrnn_status bwd(tsrnn_cell cell, tsrnn_dtype dtype, const tsrnn_desc *desc, const void *x, const void *h0,
+                        const void *c0, const void *w_ih, const void *w_hh, const void *saved, const void *grad_y,
+                        const void *grad_h_n, const void *grad_c_n, void *grad_x, void *grad_h0, void *grad_c0,
+                        void *grad_w_ih, void *grad_w_hh, void *grad_b_ih, void *grad_b_hh, void *workspace,
+                        size_t workspace_bytes) {
+    tsrnn_status st = tsrnn__check_desc(cell, TSRNN_BACKEND_CPU, desc);
+    if (st != TSRNN_OK) return st;
+    if (!x || !w_ih || !w_hh || !saved) return TSRNN_ERR_NULL;
+    if (grad_x) {
+        st = tsrnn__check_grad_x_layout(desc);
+        if (st != TSRNN_OK) return st;
+    }
+    st = tsrnn__check_lengths_host(desc);
+    if (st != TSRNN_OK) return st;
+    st = tsrnn__check_workspace(workspace, workspace_bytes,
+                                tsrnn__cpu_workspace_bytes(cell, TSRNN_PASS_BWD, dtype, desc));
+    if (st != TSRNN_OK) return st;
+    const tsrnn__cpu_bwd_args args = {cell,     desc,      x,        h0,        c0,        w_ih,
+                                      w_hh,     saved,     grad_y,   grad_h_n,  grad_c_n,  grad_x,
+                                      grad_h0,  grad_c0,   grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh,
+                                      workspace};
+    return pick_bwd(dtype)(&args);
+}
+
+#define DEFINE_ENTRY_POINTS(real, dt, DT)                                                                     \
+    TSRNN_DECLARE_LSTM_FWD(tsrnn_lstm_fwd_cpu_##dt, real) {                                                   \
+        return fwd(TSRNN_CELL_LSTM, DT, desc, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, h_n, c_n, saved,          \
+                   workspace, workspace_bytes);                                                               \
+    }                                                                                                         \
+    TSRNN_DECLARE_GRU_FWD(tsrnn_gru_fwd_cpu_##dt, real) {                                                     \
+        return fwd(TSRNN_CELL_GRU, DT, desc, x, h0, NULL, w_ih, w_hh, b_ih, b_hh, y, h_n, NULL, saved,         \
+                   workspace, workspace_bytes);                                                               \
+    }                                                                                                         \
+    TSRNN_DECLARE_LSTM_BWD(tsrnn_lstm_bwd_cpu_##dt, real) {                                                   \
+        return bwd(TSRNN_CELL_LSTM, DT, desc, x, h0, c0, w_ih, w_hh, saved, grad_y, grad_h_n, grad_c_n,       \
+                   grad_x, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, workspace,           \
+                   workspace_bytes);                                                                          \
+    }                                                                                                         \
+    TSRNN_DECLARE_GRU_BWD(tsrnn_gru_bwd_cpu_##dt, real) {                                                     \
+        return bwd(TSRNN_CELL_GRU, DT, desc, x, h0, NULL, w_ih, w_hh, saved, grad_y, grad_h_n, NULL, grad_x,   \
+                   grad_h0, NULL, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, workspace, workspace_bytes);    \
+    }
+
+DEFINE_ENTRY_POINTS(float, f32, TSRNN_F32)
+DEFINE_ENTRY_POINTS(double, f64, TSRNN_F64)

@@ -1,0 +1,140 @@
+/*
+ * Internal to kernels/cpu: what the public entry points (cpu_api.c) hand to one instruction-set variant of the
+ * kernels (cpu_<dtype>_<isa>.c, each a copy of cpu_kernels.inc compiled for one vector width), the workspace
+ * layout they share, and the thread helper. Not installed.
+ *
+ * Shape letters as in tsrnn.h; in addition
+ *   M   = T*B rows of the sequence matrices, row m = t*B + b
+ *   Hp  = H rounded up to TSRNN_CPU_PAD_BYTES / sizeof(real) (16 floats, 8 doubles): width of internal state rows
+ *   Dp  = D rounded up the same way
+ *   LDG, LDH, LDX = tsrnn__cpu_ld(4H), (H), (D): leading dimensions of the backward's rows of gate gradients
+ *                   (LSTM [di df dg do], GRU [dr dz dn dhn]), of h_{t-1} and of x
+ */
+#ifndef TSRNN_CPU_IMPL_H
+#define TSRNN_CPU_IMPL_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Internal rows are padded to this many bytes (the widest vector); every buffer starts 64-byte aligned. */
+#define TSRNN_CPU_PAD_BYTES 64
+/* More threads than this are not started (the fork-join keeps their handles on its stack). */
+#define TSRNN_CPU_MAX_THREADS 256
+/* Batch rows per thread below which the time loop does not get another thread. */
+#define TSRNN_CPU_MIN_ROWS_PER_THREAD 4
+/* Multiply-adds (vector lanes) a call needs per thread before another thread is started: 2^18 lanes is about
+ * 5 us of one core, a fraction of what starting and joining a thread costs, so only trivial calls stay on one
+ * thread (and the thread partitions are still exercised by small tests). */
+#define TSRNN_CPU_MIN_WORK_PER_THREAD (1 << 18)
+/* Rows m per block of the weight-gradient products. */
+#define TSRNN_CPU_MC 256
+
+/*
+ * Leading dimension (elements) of an internal row of n values with pad elements per 64 bytes: n rounded up to
+ * whole 64-byte lines (so whole vectors can be read from any row), and an odd number of lines, so that walking
+ * down a column does not hit the same cache sets (or a new page) on every row.
+ */
+static inline int64_t tsrnn__cpu_ld(int64_t n, int64_t pad) {
+    int64_t r = (n + pad - 1) / pad * pad;
+    if ((r / pad) % 2 == 0) r += pad;
+    return r;
+}
+
+/* Byte offsets of the workspace buffers of one call; 0-sized buffers get offset 0 and must not be used. */
+typedef struct tsrnn__cpu_layout {
+    /* forward */
+    size_t wx;     /* packed W_ih^T: per block of VL hidden units, D rows of NG gate vectors (D*NG*Hp) */
+    size_t wh;     /* packed W_hh^T: the same with H rows (GRU reset_after=0: r, z only) */
+    size_t whn;    /* GRU reset_after=0: W_hn^T packed the same, H*Hp */
+    size_t bias;   /* packed folded biases: 4*Hp */
+    size_t hbuf;   /* 2 x B x Hp hidden state, double buffered by step parity */
+    size_t cbuf;   /* B x Hp LSTM cell state */
+    size_t gscr;   /* GRU reset_after=0: B x 3Hp [n_x r z] between the two products of a step */
+    size_t rh;     /* GRU reset_after=0: B x Hp r * h_{t-1} */
+    /* backward */
+    size_t dg;     /* M x LDG pre-activation gate gradients */
+    size_t hprev;  /* M x LDH h_{t-1} of each row */
+    size_t rhprev; /* GRU reset_after=0: M x LDH r * h_{t-1} */
+    size_t xc;     /* M x LDX x, zero past a sequence's length */
+    size_t whhp;   /* W_hh (G*H x H) as column panels of Hp, padded with zeros (B operand of dh = dg W_hh) */
+    size_t wihp;   /* W_ih as column panels of Dp (grad_x = dg W_ih), or W_ih^T when D is small */
+    size_t dhbuf;  /* 2 x B x Hp dh carried between steps, double buffered */
+    size_t dcbuf;  /* B x Hp LSTM dc carried between steps */
+    size_t drh;    /* GRU reset_after=0: B x Hp d(r*h) */
+    /* both */
+    size_t rows;   /* B int64: active rows of each thread's batch slice */
+    size_t total;
+} tsrnn__cpu_layout;
+
+void tsrnn__cpu_layout_of(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, const tsrnn_desc *desc,
+                          tsrnn__cpu_layout *layout);
+
+/* Threads for the time loop (batch slices) and for the products partitioned over outputs. */
+int tsrnn__cpu_sweep_threads(const tsrnn_desc *desc);
+int tsrnn__cpu_product_threads(const tsrnn_desc *desc);
+
+/*
+ * A barrier for the threads of one call (lives on the caller's stack). wait returns 0, or -1 once the barrier was
+ * aborted (a thread of the call could not be started: the others must give up instead of waiting for it).
+ */
+typedef struct tsrnn__cpu_barrier {
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    int count, arrived, generation, aborted;
+} tsrnn__cpu_barrier;
+void tsrnn__cpu_barrier_init(tsrnn__cpu_barrier *barrier, int count);
+int tsrnn__cpu_barrier_wait(tsrnn__cpu_barrier *barrier);
+void tsrnn__cpu_barrier_destroy(tsrnn__cpu_barrier *barrier);
+
+/*
+ * Runs task(ctx, i, count) for i = 0 .. count-1, index 0 on the calling thread and the others on new threads,
+ * and joins them. If a thread cannot be started, aborts barrier (when not NULL), joins those that were started
+ * and returns TSRNN_ERR_THREADS.
+ */
+typedef void (*tsrnn__cpu_task)(void *ctx, int index, int count);
+tsrnn_status tsrnn__cpu_parallel(int count, tsrnn__cpu_task task, void *ctx, tsrnn__cpu_barrier *barrier);
+
+/* Arguments of one call, already checked; the real type (float or double) is the variant's. */
+typedef struct tsrnn__cpu_fwd_args {
+    tsrnn_cell cell;
+    const tsrnn_desc *desc;
+    const void *x, *h0, *c0, *w_ih, *w_hh, *b_ih, *b_hh;
+    void *y, *h_n, *c_n, *saved;
+    void *workspace;
+} tsrnn__cpu_fwd_args;
+
+typedef struct tsrnn__cpu_bwd_args {
+    tsrnn_cell cell;
+    const tsrnn_desc *desc;
+    const void *x, *h0, *c0, *w_ih, *w_hh, *saved, *grad_y, *grad_h_n, *grad_c_n;
+    void *grad_x, *grad_h0, *grad_c0, *grad_w_ih, *grad_w_hh, *grad_b_ih, *grad_b_hh;
+    void *workspace;
+} tsrnn__cpu_bwd_args;
+
+/* The variants. avx512 and avx2 exist on x86 only; generic everywhere. */
+#define TSRNN__CPU_VARIANT(dt, isa)                                                                        \
+    tsrnn_status tsrnn__cpu_fwd_##dt##_##isa(const tsrnn__cpu_fwd_args *args);                            \
+    tsrnn_status tsrnn__cpu_bwd_##dt##_##isa(const tsrnn__cpu_bwd_args *args);
+TSRNN__CPU_VARIANT(f32, generic)
+TSRNN__CPU_VARIANT(f64, generic)
+#if defined(__x86_64__) && defined(__GNUC__)
+#define TSRNN_CPU_X86 1
+TSRNN__CPU_VARIANT(f32, avx2)
+TSRNN__CPU_VARIANT(f64, avx2)
+TSRNN__CPU_VARIANT(f32, avx512)
+TSRNN__CPU_VARIANT(f64, avx512)
+#endif
+#undef TSRNN__CPU_VARIANT
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
