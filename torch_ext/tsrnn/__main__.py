@@ -63,19 +63,26 @@ def _modes(text: str) -> list[str]:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import NOTEBOOK_SHAPE, Point, run
+    import json
 
-    points = []
-    for cell in args.cells:
-        for mode in args.modes:
-            if args.H is None:  # the notebook shape
-                points.append(Point(cell, mode, **NOTEBOOK_SHAPE))
-                continue
-            for H in args.H:
-                for B in args.B:
-                    for T in args.T:
-                        points.append(Point(cell, mode, B=B, T=T, D=args.D or H, H=H))
-    run(points, reps=args.reps, out=args.out)
+    from . import bench
+
+    if args.table:
+        with open(args.table) as f:
+            print(bench.markdown_table(json.load(f)))
+        return 0
+    if args.H is None and args.B is None and args.T is None and not args.grid:
+        points = [bench.Point(c, m, device=args.device, **shape) for c in args.cells for m in args.modes
+                  for shape in bench.NAMED]
+    else:
+        points = bench.grid(cells=args.cells, modes=args.modes, Hs=args.H or bench.GRID_H, Bs=args.B or bench.GRID_B,
+                            Ts=args.T or bench.GRID_T, device=args.device, named=args.grid)
+    try:
+        bench.run(points, reps=args.reps, out=args.out, chart=args.chart, skip_slow=args.grid,
+                  command="python -m tsrnn bench " + " ".join(args.argv))
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -103,16 +110,27 @@ def main(argv: list[str] | None = None) -> int:
     fc.add_argument("--out", default="report", help="folder for report.html and metrics.json (default report/)")
     fc.add_argument("--seed", type=int, default=42,
                     help="seed of the toy series, the initial weights and the batch order (default 42)")
-    bn = sub.add_parser("bench", help="time tsrnn against nn.LSTM / nn.GRU side by side (validated first)")
+    bn = sub.add_parser(
+        "bench",
+        help="time tsrnn against nn.LSTM / nn.GRU side by side (each point validated first)",
+        description="Without shape options: the named points (notebook shape, B64 T100 H256/512, B1 T1/T60). "
+        "--grid: the full grid cell x H {32..1024} x B {1,64,256} x T {60,256} (D = H) plus the named points; "
+        "on the CPU it leaves out grid points where one nn.* forward takes over 2 s. --H/--B/--T: a custom grid.",
+    )
     bn.add_argument("--cells", type=_cells, default=["lstm", "gru"], help="comma list of cells (default lstm,gru)")
     bn.add_argument("--modes", type=_modes, default=["forward", "train"], help="comma list: forward,train")
-    bn.add_argument("--H", type=_int_list, default=None, help="hidden sizes; without it, the notebook shape B64 T60 D1 H32")
-    bn.add_argument("--B", type=_int_list, default=[64], help="batch sizes (with --H; default 64)")
-    bn.add_argument("--T", type=_int_list, default=[100], help="sequence lengths (with --H; default 100)")
-    bn.add_argument("--D", type=_positive_int, default=None, help="input size (with --H; default D = H)")
-    bn.add_argument("--reps", type=_positive_int, default=30, help="timed repetitions per backend (default 30)")
+    bn.add_argument("--grid", action="store_true", help="the full grid (filtered by --H/--B/--T when given)")
+    bn.add_argument("--H", type=_int_list, default=None, help="hidden sizes, comma list (D = H)")
+    bn.add_argument("--B", type=_int_list, default=None, help="batch sizes, comma list")
+    bn.add_argument("--T", type=_int_list, default=None, help="sequence lengths, comma list")
+    bn.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to run (default cpu)")
+    bn.add_argument("--reps", type=_positive_int, default=20, help="timed repetitions per backend (default 20)")
     bn.add_argument("--out", default=None, help="write the results as JSON to this file")
+    bn.add_argument("--chart", default=None, help="write a speedup chart (self-contained HTML) to this file")
+    bn.add_argument("--table", default=None, metavar="JSON", help="print the README's markdown table of a results "
+                    "JSON and exit")
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)[1:]
     if args.command == "forecast":
         return _forecast(args)
     if args.command == "bench":
