@@ -107,6 +107,12 @@ tsrnn_status tsrnn_workspace_size(tsrnn_cell cell, tsrnn_pass pass, tsrnn_backen
     switch (backend) {
     case TSRNN_BACKEND_REF: *bytes = tsrnn__ref_workspace_bytes(cell, pass, dtype, desc); return TSRNN_OK;
     case TSRNN_BACKEND_CPU: *bytes = tsrnn__cpu_workspace_bytes(cell, pass, dtype, desc); return TSRNN_OK;
+#ifdef TSRNN_WITH_CUDA /* defined for this file only when kernels/cuda is part of the library */
+    case TSRNN_BACKEND_CUDA:
+        if (dtype != TSRNN_F32) return TSRNN_ERR_UNSUPPORTED;
+        *bytes = tsrnn__cuda_workspace_bytes(cell, pass, dtype, desc);
+        return TSRNN_OK;
+#endif
     default: return TSRNN_ERR_UNSUPPORTED;
     }
 }

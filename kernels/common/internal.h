@@ -35,6 +35,8 @@ static inline int64_t tsrnn__length(const tsrnn_desc *desc, int64_t b) {
 /* Per-backend workspace sizes (desc already checked). Each backend defines its own. */
 size_t tsrnn__ref_workspace_bytes(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, const tsrnn_desc *desc);
 size_t tsrnn__cpu_workspace_bytes(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, const tsrnn_desc *desc);
+/* kernels/cuda, linked only when the library is built with TSRNN_WITH_CUDA (fp32 only: dtype is ignored). */
+size_t tsrnn__cuda_workspace_bytes(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, const tsrnn_desc *desc);
 
 #ifdef __cplusplus
 }

@@ -95,10 +95,11 @@ typedef struct tsrnn_desc {
     int64_t x_stride_b;
     int64_t y_stride_t;     /* element strides of y and grad_y, >= 0 */
     int64_t y_stride_b;
-    const int64_t *lengths; /* [opt] (B): per-sequence lengths, in the memory space of the function called */
+    const int64_t *lengths; /* [opt] (B): per-sequence lengths, host memory for every backend */
     int reverse;            /* 0: t ascending, 1: t descending */
     int reset_after;        /* GRU only (ignored for LSTM): 1 = PyTorch form, 0 = notebook/Keras v1 form */
     int num_threads;        /* CPU functions: threads to use, >= 1 (ignored by the reference and CUDA) */
+    void *stream;           /* CUDA functions: the cudaStream_t to run on (NULL = legacy default stream) */
 } tsrnn_desc;
 
 /* Number of elements in one row of saved activations: 6H (LSTM) or 5H (GRU). */
@@ -179,6 +180,18 @@ TSRNN_DECLARE_GRU_FWD(tsrnn_gru_fwd_cpu_f32, float);
 TSRNN_DECLARE_GRU_FWD(tsrnn_gru_fwd_cpu_f64, double);
 TSRNN_DECLARE_GRU_BWD(tsrnn_gru_bwd_cpu_f32, float);
 TSRNN_DECLARE_GRU_BWD(tsrnn_gru_bwd_cpu_f64, double);
+
+/*
+ * The CUDA kernels (kernels/cuda), built only when CUDA is enabled: every data pointer and the workspace are
+ * device memory of the current device, except desc->lengths, which is HOST memory for every backend (checked on
+ * the host, then copied into the workspace on desc->stream; leave lengths NULL inside a CUDA graph capture).
+ * Work is queued on desc->stream and the functions return without synchronizing; a failed launch or CUDA call
+ * returns TSRNN_ERR_CUDA.
+ */
+TSRNN_DECLARE_LSTM_FWD(tsrnn_lstm_fwd_cuda_f32, float);
+TSRNN_DECLARE_LSTM_BWD(tsrnn_lstm_bwd_cuda_f32, float);
+TSRNN_DECLARE_GRU_FWD(tsrnn_gru_fwd_cuda_f32, float);
+TSRNN_DECLARE_GRU_BWD(tsrnn_gru_bwd_cuda_f32, float);
 
 #ifdef __cplusplus
 } /* extern "C" */
