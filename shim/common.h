@@ -253,8 +253,8 @@ inline SeqStrides contiguous_strides(const Sizes &s, int64_t W) {
     return s.batch_first ? SeqStrides{W, s.T * W} : SeqStrides{s.B * W, W};
 }
 
-// lengths must live in the memory space of the kernel called (tsrnn.h): the host tensor's data for the CPU, a
-// device copy for CUDA; nullptr when every sequence has length T.
+// lengths is host memory for every backend (tsrnn.h; the CUDA functions copy it to the device themselves):
+// the CPU tensor's data, or nullptr when every sequence has length T.
 inline tsrnn_desc make_desc(const Sizes &s, SeqStrides x_strides, SeqStrides y_strides, const int64_t *lengths,
                             bool reverse, int reset_after, int num_threads) {
     tsrnn_desc d{};
