@@ -21,7 +21,11 @@ const char *tsrnn_status_string(tsrnn_status status) {
 
 int64_t tsrnn__gates(tsrnn_cell cell) { return cell == TSRNN_CELL_LSTM ? 4 : 3; }
 
-int64_t tsrnn_saved_row(tsrnn_cell cell, int64_t H) { return (cell == TSRNN_CELL_LSTM ? 6 : 5) * H; }
+int64_t tsrnn_saved_row(tsrnn_cell cell, int64_t H, int64_t P) {
+    if (cell == TSRNN_CELL_GRU) return P == 0 ? 5 * H : -1;
+    if (cell != TSRNN_CELL_LSTM || P < 0 || (P > 0 && P >= H)) return -1;
+    return 6 * H + P;
+}
 
 /* Largest element count we accept: its byte size in f64 must fit int64. */
 #define TSRNN_MAX_ELEMS (INT64_MAX / 8)
@@ -55,25 +59,27 @@ static int rows_disjoint(int64_t T, int64_t B, int64_t W, int64_t st, int64_t sb
 }
 
 tsrnn_status tsrnn__check_desc(tsrnn_cell cell, tsrnn_backend backend, const tsrnn_desc *d) {
-    int64_t G, S, n, e;
+    int64_t G, R, n, e;
     if (!d) return TSRNN_ERR_NULL;
     if (cell != TSRNN_CELL_LSTM && cell != TSRNN_CELL_GRU) return TSRNN_ERR_ARGUMENT;
     if (backend != TSRNN_BACKEND_REF && backend != TSRNN_BACKEND_CPU && backend != TSRNN_BACKEND_CUDA)
         return TSRNN_ERR_ARGUMENT;
     if (d->T < 0 || d->B < 0 || d->D < 1 || d->H < 1) return TSRNN_ERR_SHAPE;
+    if (cell == TSRNN_CELL_GRU && d->P != 0) return TSRNN_ERR_ARGUMENT;
+    if (d->P < 0 || (d->P > 0 && d->P >= d->H)) return TSRNN_ERR_SHAPE;
     if (d->reverse != 0 && d->reverse != 1) return TSRNN_ERR_ARGUMENT;
     if (cell == TSRNN_CELL_GRU && d->reset_after != 0 && d->reset_after != 1) return TSRNN_ERR_ARGUMENT;
     if (backend == TSRNN_BACKEND_CPU && d->num_threads < 1) return TSRNN_ERR_THREADS;
     G = tsrnn__gates(cell);
-    S = tsrnn_saved_row(cell, 1);
-    /* every element count the call touches must fit */
+    R = tsrnn__out_width(d);
+    /* every element count the call touches must fit: weights, saved (T*B*S with S <= 7H), x */
     if (!mul_ok(G, d->H, &n) || !mul_ok(n, d->D, &e) || !mul_ok(n, d->H, &e)) return TSRNN_ERR_SHAPE;
-    if (!mul_ok(S, d->H, &n) || !mul_ok(d->T, d->B, &e) || !mul_ok(e, n, &e)) return TSRNN_ERR_SHAPE;
+    if (!mul_ok(7, d->H, &n) || !mul_ok(d->T, d->B, &e) || !mul_ok(e, n, &e)) return TSRNN_ERR_SHAPE;
     if (!mul_ok(d->T, d->B, &e) || !mul_ok(e, d->D, &e)) return TSRNN_ERR_SHAPE;
     if (d->x_stride_t < 0 || d->x_stride_b < 0 || d->y_stride_t < 0 || d->y_stride_b < 0) return TSRNN_ERR_STRIDE;
     if (!extent_ok(d->T, d->B, d->D, d->x_stride_t, d->x_stride_b, &e)) return TSRNN_ERR_SHAPE;
-    if (!extent_ok(d->T, d->B, d->H, d->y_stride_t, d->y_stride_b, &e)) return TSRNN_ERR_SHAPE;
-    if (!rows_disjoint(d->T, d->B, d->H, d->y_stride_t, d->y_stride_b)) return TSRNN_ERR_STRIDE;
+    if (!extent_ok(d->T, d->B, R, d->y_stride_t, d->y_stride_b, &e)) return TSRNN_ERR_SHAPE;
+    if (!rows_disjoint(d->T, d->B, R, d->y_stride_t, d->y_stride_b)) return TSRNN_ERR_STRIDE;
     return TSRNN_OK;
 }
 
@@ -85,6 +91,12 @@ tsrnn_status tsrnn__check_lengths_host(const tsrnn_desc *d) {
     if (!d->lengths) return TSRNN_OK;
     for (int64_t b = 0; b < d->B; ++b)
         if (d->lengths[b] < 0 || d->lengths[b] > d->T) return TSRNN_ERR_LENGTHS;
+    return TSRNN_OK;
+}
+
+tsrnn_status tsrnn__check_projection(const tsrnn_desc *d, const void *w_hr, const void *grad_w_hr) {
+    if (d->P > 0 && !w_hr) return TSRNN_ERR_NULL;
+    if (d->P == 0 && (w_hr || grad_w_hr)) return TSRNN_ERR_ARGUMENT;
     return TSRNN_OK;
 }
 

@@ -137,10 +137,14 @@ static bwd_impl pick_bwd(tsrnn_dtype dtype) {
 
 static tsrnn_status fwd(tsrnn_cell cell, tsrnn_dtype dtype, const tsrnn_desc *desc, const void *x, const void *h0,
                         const void *c0, const void *w_ih, const void *w_hh, const void *b_ih, const void *b_hh,
-                        void *y, void *h_n, void *c_n, void *saved, void *workspace, size_t workspace_bytes) {
+                        const void *w_hr, void *y, void *h_n, void *c_n, void *saved, void *workspace,
+                        size_t workspace_bytes) {
     tsrnn_status st = tsrnn__check_desc(cell, TSRNN_BACKEND_CPU, desc);
     if (st != TSRNN_OK) return st;
     if (!x || !w_ih || !w_hh || !y || !h_n || (cell == TSRNN_CELL_LSTM && !c_n)) return TSRNN_ERR_NULL;
+    st = tsrnn__check_projection(desc, w_hr, NULL);
+    if (st != TSRNN_OK) return st;
+    if (desc->P > 0) return TSRNN_ERR_UNSUPPORTED; /* TODO(proj): being implemented */
     st = tsrnn__check_lengths_host(desc);
     if (st != TSRNN_OK) return st;
     st = tsrnn__check_workspace(workspace, workspace_bytes,
@@ -151,13 +155,16 @@ static tsrnn_status fwd(tsrnn_cell cell, tsrnn_dtype dtype, const tsrnn_desc *de
 }
 
 static tsrnn_status bwd(tsrnn_cell cell, tsrnn_dtype dtype, const tsrnn_desc *desc, const void *x, const void *h0,
-                        const void *c0, const void *w_ih, const void *w_hh, const void *saved, const void *grad_y,
-                        const void *grad_h_n, const void *grad_c_n, void *grad_x, void *grad_h0, void *grad_c0,
-                        void *grad_w_ih, void *grad_w_hh, void *grad_b_ih, void *grad_b_hh, void *workspace,
-                        size_t workspace_bytes) {
+                        const void *c0, const void *w_ih, const void *w_hh, const void *w_hr, const void *saved,
+                        const void *grad_y, const void *grad_h_n, const void *grad_c_n, void *grad_x, void *grad_h0,
+                        void *grad_c0, void *grad_w_ih, void *grad_w_hh, void *grad_b_ih, void *grad_b_hh,
+                        void *grad_w_hr, void *workspace, size_t workspace_bytes) {
     tsrnn_status st = tsrnn__check_desc(cell, TSRNN_BACKEND_CPU, desc);
     if (st != TSRNN_OK) return st;
     if (!x || !w_ih || !w_hh || !saved) return TSRNN_ERR_NULL;
+    st = tsrnn__check_projection(desc, w_hr, grad_w_hr);
+    if (st != TSRNN_OK) return st;
+    if (desc->P > 0) return TSRNN_ERR_UNSUPPORTED; /* TODO(proj): being implemented */
     if (grad_x) {
         st = tsrnn__check_grad_x_layout(desc);
         if (st != TSRNN_OK) return st;
@@ -176,21 +183,22 @@ static tsrnn_status bwd(tsrnn_cell cell, tsrnn_dtype dtype, const tsrnn_desc *de
 
 #define DEFINE_ENTRY_POINTS(real, dt, DT)                                                                     \
     TSRNN_DECLARE_LSTM_FWD(tsrnn_lstm_fwd_cpu_##dt, real) {                                                   \
-        return fwd(TSRNN_CELL_LSTM, DT, desc, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, h_n, c_n, saved,          \
+        return fwd(TSRNN_CELL_LSTM, DT, desc, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y, h_n, c_n, saved,    \
                    workspace, workspace_bytes);                                                               \
     }                                                                                                         \
     TSRNN_DECLARE_GRU_FWD(tsrnn_gru_fwd_cpu_##dt, real) {                                                     \
-        return fwd(TSRNN_CELL_GRU, DT, desc, x, h0, NULL, w_ih, w_hh, b_ih, b_hh, y, h_n, NULL, saved,         \
+        return fwd(TSRNN_CELL_GRU, DT, desc, x, h0, NULL, w_ih, w_hh, b_ih, b_hh, NULL, y, h_n, NULL, saved,   \
                    workspace, workspace_bytes);                                                               \
     }                                                                                                         \
     TSRNN_DECLARE_LSTM_BWD(tsrnn_lstm_bwd_cpu_##dt, real) {                                                   \
-        return bwd(TSRNN_CELL_LSTM, DT, desc, x, h0, c0, w_ih, w_hh, saved, grad_y, grad_h_n, grad_c_n,       \
-                   grad_x, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, workspace,           \
+        return bwd(TSRNN_CELL_LSTM, DT, desc, x, h0, c0, w_ih, w_hh, w_hr, saved, grad_y, grad_h_n, grad_c_n, \
+                   grad_x, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_hr, workspace, \
                    workspace_bytes);                                                                          \
     }                                                                                                         \
     TSRNN_DECLARE_GRU_BWD(tsrnn_gru_bwd_cpu_##dt, real) {                                                     \
-        return bwd(TSRNN_CELL_GRU, DT, desc, x, h0, NULL, w_ih, w_hh, saved, grad_y, grad_h_n, NULL, grad_x,   \
-                   grad_h0, NULL, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, workspace, workspace_bytes);    \
+        return bwd(TSRNN_CELL_GRU, DT, desc, x, h0, NULL, w_ih, w_hh, NULL, saved, grad_y, grad_h_n, NULL,     \
+                   grad_x, grad_h0, NULL, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, NULL, workspace,        \
+                   workspace_bytes);                                                                          \
     }
 
 DEFINE_ENTRY_POINTS(float, f32, TSRNN_F32)

@@ -156,13 +156,6 @@ extern "C" size_t tsrnn__cuda_workspace_bytes(tsrnn_cell cell, tsrnn_pass pass, 
 
 namespace {
 
-/*
- * While tsrnn.h has no LSTM projection arguments yet, the bodies below still name w_hr / grad_w_hr: these
- * file-scope NULLs stand in, and the parameters of the same names shadow them once the header has them.
- */
-[[maybe_unused]] constexpr const float *w_hr = nullptr;
-[[maybe_unused]] constexpr float *grad_w_hr = nullptr;
-
 /* The checks after the NULL checks: grad_x's layout, lengths' values, the workspace. */
 tsrnn_status check_rest(tsrnn_cell cell, tsrnn_pass pass, const tsrnn_desc *desc, void *workspace, size_t bytes,
                         bool wants_grad_x) {
@@ -177,7 +170,7 @@ extern "C" {
 
 TSRNN_DECLARE_LSTM_FWD(tsrnn_lstm_fwd_cuda_f32, float) {
     TSRNN_STATUS_TRY(tsrnn__check_desc(TSRNN_CELL_LSTM, TSRNN_BACKEND_CUDA, desc));
-    if (proj_size_of(desc) != 0 || w_hr) return TSRNN_ERR_UNSUPPORTED;
+    if (desc->P != 0 || w_hr) return TSRNN_ERR_UNSUPPORTED;
     if (!x || !w_ih || !w_hh || !y || !h_n || !c_n) return TSRNN_ERR_NULL;
     TSRNN_STATUS_TRY(check_rest(TSRNN_CELL_LSTM, TSRNN_PASS_FWD, desc, workspace, workspace_bytes, false));
     return lstm_forward(desc, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, h_n, c_n, saved, workspace);
@@ -185,7 +178,7 @@ TSRNN_DECLARE_LSTM_FWD(tsrnn_lstm_fwd_cuda_f32, float) {
 
 TSRNN_DECLARE_LSTM_BWD(tsrnn_lstm_bwd_cuda_f32, float) {
     TSRNN_STATUS_TRY(tsrnn__check_desc(TSRNN_CELL_LSTM, TSRNN_BACKEND_CUDA, desc));
-    if (proj_size_of(desc) != 0 || w_hr || grad_w_hr) return TSRNN_ERR_UNSUPPORTED;
+    if (desc->P != 0 || w_hr || grad_w_hr) return TSRNN_ERR_UNSUPPORTED;
     if (!x || !w_ih || !w_hh || !saved) return TSRNN_ERR_NULL;
     TSRNN_STATUS_TRY(check_rest(TSRNN_CELL_LSTM, TSRNN_PASS_BWD, desc, workspace, workspace_bytes, grad_x));
     return lstm_backward(desc, x, h0, c0, w_ih, w_hh, saved, grad_y, grad_h_n, grad_c_n, grad_x, grad_h0, grad_c0,

@@ -55,16 +55,6 @@ __host__ __device__ constexpr int saved_width_of(int cell) { return cell == kLst
 __host__ __device__ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 __host__ __device__ inline int64_t round_up(int64_t a, int64_t to) { return ceil_div(a, to) * to; }
 
-/* desc->P (LSTM projections) once tsrnn.h has it; 0 before. This build serves P = 0 only. */
-template <class Desc, class = void> struct HasProj : std::false_type {};
-template <class Desc> struct HasProj<Desc, std::void_t<decltype(std::declval<Desc>().P)>> : std::true_type {};
-template <class Desc> inline int64_t proj_size_of(const Desc *d) {
-    if constexpr (HasProj<Desc>::value)
-        return d->P;
-    else
-        return 0;
-}
-
 /* ---- errors ------------------------------------------------------------------------------------------------ */
 
 /* A failed CUDA call: clear the (non-sticky) error so the caller's next check does not see ours, and map it. */

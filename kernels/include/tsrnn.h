@@ -5,28 +5,32 @@
  * -------------
  * Shape letters (used in every comment below):
  *   T  time steps            B  batch size          D  input features      H  hidden size
+ *   P  LSTM projection size (PyTorch's proj_size): 0 = no projection, else 1 <= P < H; always 0 for GRU
+ *   R  width of the hidden state h and of the output y: P when P > 0, else H
  *   G  gates: 4 for LSTM (PyTorch order i, f, g, o), 3 for GRU (PyTorch order r, z, n)
- *   S  width of one row of saved activations: 6H for LSTM, 5H for GRU (layout below)
+ *   S  width of one row of saved activations: 6H + P for LSTM, 5H for GRU (layout below)
  *
  * One call = one layer, one direction, one cell type. Layers, directions, dropout and packing are composed by
  * the caller. Weights and biases are PyTorch's own tensors, unchanged:
- *   w_ih (G*H x D) row-major, w_hh (G*H x H) row-major, b_ih (G*H), b_hh (G*H).
+ *   w_ih (G*H x D) row-major, w_hh (G*H x R) row-major, b_ih (G*H), b_hh (G*H), and for an LSTM with P > 0
+ *   w_hr (P x H) row-major.
  *
  * Cell equations (PyTorch's; sigma = logistic sigmoid):
  *   LSTM  [i f g o] = x W_ih^T + b_ih + h W_hh^T + b_hh, with sigma on i, f, o and tanh on g
- *         c' = f * c + i * g                h' = o * tanh(c')
+ *         c' = f * c + i * g                h' = o * tanh(c')                       (P = 0)
+ *         c' = f * c + i * g     m' = o * tanh(c')     h' = m' W_hr^T              (P > 0: h' has P values)
  *   GRU   [r z] = sigma(x W_ih[r z]^T + b_ih[r z] + h W_hh[r z]^T + b_hh[r z])
  *         reset_after = 1 (PyTorch):  n = tanh(x W_in^T + b_in + r * (h W_hn^T + b_hn))
  *         reset_after = 0 (Keras v1 / the seed notebook):  n = tanh(x W_in^T + b_in + (r * h) W_hn^T + b_hn)
  *         h' = (1 - z) * n + z * h   (both forms)
  *
  * Layout and strides. Every matrix is row-major with its last dimension contiguous. The sequence tensors x,
- * grad_x (T x B x D) and y, grad_y (T x B x H) carry their own strides, in elements, for the t and b
+ * grad_x (T x B x D) and y, grad_y (T x B x R) carry their own strides, in elements, for the t and b
  * dimensions, so time-major (stride_t = B*D, stride_b = D) and batch-first (stride_t = D, stride_b = T*D) both
- * work without a copy, as does writing one direction into half of a (T x B x 2H) buffer (stride_b = 2H).
+ * work without a copy, as does writing one direction into half of a (T x B x 2R) buffer (stride_b = 2R).
  * Element (t, b, k) of x is x[t * x_stride_t + b * x_stride_b + k]. Input strides may be 0 (broadcast);
- * output strides must describe non-overlapping rows. States h0, c0, h_n, c_n, grad_* of states are (B x H)
- * contiguous. Saved activations are (T x B x S) contiguous, indexed by the real time index t.
+ * output strides must describe non-overlapping rows. States h0, h_n (B x R) and c0, c_n (B x H), and the
+ * gradients of states (same shapes), are contiguous. Saved activations are (T x B x S) contiguous, indexed by the real time index t.
  *
  * Direction and lengths. reverse = 0 walks t = 0 .. L-1, reverse = 1 walks t = L-1 .. 0, where L = lengths[b]
  * for sequence b (or T when lengths is NULL). A sequence stops updating past its length: y rows and saved rows
@@ -34,7 +38,8 @@
  * exactly as PyTorch's PackedSequence. 0 <= lengths[b] <= T; lengths need not be sorted.
  *
  * Saved activations, one row of S values for each (t, b) with t < L (written by forward, read by backward):
- *   LSTM  [ i f g o (4H, after activation) | c_t (H) | h_t (H) ]
+ *   LSTM  [ i f g o (4H, after activation) | c_t (H) | h_t (H) ]                    (P = 0, S = 6H)
+ *         [ i f g o (4H, after activation) | c_t (H) | m_t (H) | h_t (P) ]       (P > 0, S = 6H + P)
  *   GRU   [ r z n (3H, after activation) | hn (H) | h_t (H) ]
  *         hn = h_{t-1} W_hn^T + b_hn when reset_after = 1, (r * h_{t-1}) W_hn^T + b_hn when reset_after = 0.
  *
@@ -59,7 +64,7 @@ extern "C" {
 #endif
 
 #define TSRNN_VERSION_MAJOR 0
-#define TSRNN_VERSION_MINOR 1
+#define TSRNN_VERSION_MINOR 2
 
 /* Alignment, in bytes, the workspace pointer must have. */
 #define TSRNN_WORKSPACE_ALIGN 64
@@ -100,10 +105,12 @@ typedef struct tsrnn_desc {
     int reset_after;        /* GRU only (ignored for LSTM): 1 = PyTorch form, 0 = notebook/Keras v1 form */
     int num_threads;        /* CPU functions: threads to use, >= 1 (ignored by the reference and CUDA) */
     void *stream;           /* CUDA functions: the cudaStream_t to run on (NULL = legacy default stream) */
+    int64_t P;              /* LSTM projection size: 0 = none, else 1 <= P < H; must be 0 for GRU. Last member,
+                               so a zero-initialized desc means "no projection". */
 } tsrnn_desc;
 
-/* Number of elements in one row of saved activations: 6H (LSTM) or 5H (GRU). */
-int64_t tsrnn_saved_row(tsrnn_cell cell, int64_t H);
+/* Number of elements in one row of saved activations: 6H + P (LSTM), 5H (GRU, P must be 0); -1 if P is invalid. */
+int64_t tsrnn_saved_row(tsrnn_cell cell, int64_t H, int64_t P);
 
 /*
  * Bytes of workspace the function (cell, pass, backend, dtype) needs for desc. Checks desc as the function
@@ -115,38 +122,43 @@ tsrnn_status tsrnn_workspace_size(tsrnn_cell cell, tsrnn_pass pass, tsrnn_backen
 /*
  * LSTM forward.
  *   x      in   (T x B x D) strided as x_stride_*
- *   h0, c0 in   [opt] (B x H) initial states; NULL = zeros
- *   w_ih   in   (4H x D)      w_hh  in  (4H x H)
+ *   h0     in   [opt] (B x R) initial hidden state; NULL = zeros
+ *   c0     in   [opt] (B x H) initial cell state; NULL = zeros
+ *   w_ih   in   (4H x D)      w_hh  in  (4H x R)
  *   b_ih   in   [opt] (4H)    b_hh  in  [opt] (4H)
- *   y      out  (T x B x H) strided as y_stride_*: h_t for every step, zero past a sequence's length
- *   h_n    out  (B x H) final hidden state       c_n  out  (B x H) final cell state
- *   saved  out  [opt] (T x B x 6H) activations for backward (layout above); NULL when no backward follows
+ *   w_hr   in   (P x H) projection when P > 0 (required then); must be NULL when P = 0
+ *   y      out  (T x B x R) strided as y_stride_*: h_t for every step, zero past a sequence's length
+ *   h_n    out  (B x R) final hidden state       c_n  out  (B x H) final cell state
+ *   saved  out  [opt] (T x B x S) activations for backward (layout above); NULL when no backward follows
  *   workspace   scratch of tsrnn_workspace_size(LSTM, FWD, backend, dtype) bytes
  */
 #define TSRNN_DECLARE_LSTM_FWD(name, real)                                                                    \
     tsrnn_status name(const tsrnn_desc *desc, const real *x, const real *h0, const real *c0,                 \
-                      const real *w_ih, const real *w_hh, const real *b_ih, const real *b_hh, real *y,         \
-                      real *h_n, real *c_n, real *saved, void *workspace, size_t workspace_bytes)
+                      const real *w_ih, const real *w_hh, const real *b_ih, const real *b_hh,                 \
+                      const real *w_hr, real *y, real *h_n, real *c_n, real *saved, void *workspace,           \
+                      size_t workspace_bytes)
 
 /*
  * LSTM backward. Reads the forward's inputs and its saved activations (saved is required here).
- *   grad_y      in   [opt] (T x B x H) strided as y_stride_*; rows past a sequence's length are ignored
- *   grad_h_n    in   [opt] (B x H)      grad_c_n  in  [opt] (B x H)
+ *   w_hr        in   (P x H) when P > 0 (required then); must be NULL when P = 0
+ *   grad_y      in   [opt] (T x B x R) strided as y_stride_*; rows past a sequence's length are ignored
+ *   grad_h_n    in   [opt] (B x R)      grad_c_n  in  [opt] (B x H)
  *   grad_x      out  [opt] (T x B x D) strided as x_stride_* (must not be a broadcast layout); zero past length
- *   grad_h0     out  [opt] (B x H)      grad_c0   out [opt] (B x H)
- *   grad_w_ih   out  [opt] (4H x D)     grad_w_hh out [opt] (4H x H)
+ *   grad_h0     out  [opt] (B x R)      grad_c0   out [opt] (B x H)
+ *   grad_w_ih   out  [opt] (4H x D)     grad_w_hh out [opt] (4H x R)
  *   grad_b_ih   out  [opt] (4H)         grad_b_hh out [opt] (4H)
+ *   grad_w_hr   out  [opt] (P x H); must be NULL when P = 0
  * Every output is overwritten (not accumulated into).
  */
 #define TSRNN_DECLARE_LSTM_BWD(name, real)                                                                    \
     tsrnn_status name(const tsrnn_desc *desc, const real *x, const real *h0, const real *c0,                 \
-                      const real *w_ih, const real *w_hh, const real *saved, const real *grad_y,              \
-                      const real *grad_h_n, const real *grad_c_n, real *grad_x, real *grad_h0, real *grad_c0,  \
-                      real *grad_w_ih, real *grad_w_hh, real *grad_b_ih, real *grad_b_hh, void *workspace,     \
-                      size_t workspace_bytes)
+                      const real *w_ih, const real *w_hh, const real *w_hr, const real *saved,                \
+                      const real *grad_y, const real *grad_h_n, const real *grad_c_n, real *grad_x,           \
+                      real *grad_h0, real *grad_c0, real *grad_w_ih, real *grad_w_hh, real *grad_b_ih,        \
+                      real *grad_b_hh, real *grad_w_hr, void *workspace, size_t workspace_bytes)
 
 /*
- * GRU forward: as LSTM forward without c0 / c_n; w_ih (3H x D), w_hh (3H x H), biases (3H), saved (T x B x 5H).
+ * GRU forward (desc->P must be 0): as LSTM forward without c0 / c_n / w_hr; w_ih (3H x D), w_hh (3H x H), biases (3H), saved (T x B x 5H).
  * desc->reset_after chooses the form of n (see the top of this file).
  */
 #define TSRNN_DECLARE_GRU_FWD(name, real)                                                                     \

@@ -149,6 +149,26 @@ TEST_P(BadArgs, SizesOutOfRange) {
     EXPECT_EQ(run_any(tg(), DESC(d.D = -5)), TSRNN_ERR_SHAPE);
 }
 
+// P: 0 or 1 <= P < H for LSTM (else TSRNN_ERR_SHAPE), 0 for GRU (else TSRNN_ERR_ARGUMENT); w_hr is required
+// exactly when P > 0, and neither w_hr nor grad_w_hr may be given with P = 0.
+TEST_P(BadArgs, Projection) {
+    if (!lstm()) {
+        EXPECT_EQ(run_any(tg(), DESC(d.P = 1)), TSRNN_ERR_ARGUMENT);
+        return;
+    }
+    EXPECT_EQ(run_any(tg(), DESC(d.P = -1)), TSRNN_ERR_SHAPE);
+    EXPECT_EQ(run_any(tg(), DESC(d.P = d.H)), TSRNN_ERR_SHAPE);
+    EXPECT_EQ(run_any(tg(), DESC(d.P = d.H + 4)), TSRNN_ERR_SHAPE);
+    // P = 2 with every pointer sized for P = 0 would be a bad call in other ways; only w_hr's presence matters
+    // here, and the NULL check comes before any data is read.
+    EXPECT_EQ(run_any(tg(), DESC(d.P = 2)), TSRNN_ERR_NULL);
+    EXPECT_EQ(run_any(tg(), BOTH(w_hr, call.p.w_ih.data())), TSRNN_ERR_ARGUMENT);
+    if (!fwd()) {
+        EXPECT_EQ(run_any(tg(), [](auto &call) { call.bwd.grad_w_hr = call.p.grad_w_ih.data(); }),
+                  TSRNN_ERR_ARGUMENT);
+    }
+}
+
 TEST_P(BadArgs, SizesThatOverflow) {
     // element counts past int64 (or past what an f64 byte count can hold); the call must refuse, not compute
     const int64_t big = int64_t(1) << 40;
@@ -362,10 +382,16 @@ TEST(WorkspaceSize, ReferenceNeedsAWorkspace) {
 }
 
 TEST(SavedRow, Widths) {
-    EXPECT_EQ(tsrnn_saved_row(TSRNN_CELL_LSTM, 7), 42);
-    EXPECT_EQ(tsrnn_saved_row(TSRNN_CELL_GRU, 7), 35);
-    EXPECT_EQ(tsrnn_saved_row(TSRNN_CELL_LSTM, 1), 6);
-    EXPECT_EQ(tsrnn_saved_row(TSRNN_CELL_GRU, 1), 5);
+    EXPECT_EQ(tsrnn_saved_row(TSRNN_CELL_LSTM, 7, 0), 42);
+    EXPECT_EQ(tsrnn_saved_row(TSRNN_CELL_GRU, 7, 0), 35);
+    EXPECT_EQ(tsrnn_saved_row(TSRNN_CELL_LSTM, 1, 0), 6);
+    EXPECT_EQ(tsrnn_saved_row(TSRNN_CELL_GRU, 1, 0), 5);
+    EXPECT_EQ(tsrnn_saved_row(TSRNN_CELL_LSTM, 7, 3), 45); // [i f g o | c | m] 6H, then h (P)
+    EXPECT_EQ(tsrnn_saved_row(TSRNN_CELL_LSTM, 7, 6), 48);
+    EXPECT_EQ(tsrnn_saved_row(TSRNN_CELL_LSTM, 7, 7), -1); // P < H
+    EXPECT_EQ(tsrnn_saved_row(TSRNN_CELL_LSTM, 7, -1), -1);
+    EXPECT_EQ(tsrnn_saved_row(TSRNN_CELL_GRU, 7, 2), -1); // GRU has no projection
+    EXPECT_EQ(tsrnn_saved_row(static_cast<tsrnn_cell>(5), 7, 0), -1);
 }
 
 } // namespace

@@ -116,7 +116,8 @@ struct DeviceProblem {
         const Case &c = p.c;
         auto in = [](const DeviceBuffer &d, bool on) -> const float * { return on ? d.f() : nullptr; };
         return FwdArgs<float>{&p.desc,   x.f(),         in(h0, c.has_h0), in(c0, c.has_c0), w_ih.f(),   w_hh.f(),
-                              in(b_ih, c.has_b_ih),     in(b_hh, c.has_b_hh),               y.f() + p.y_offset,
+                              in(b_ih, c.has_b_ih),     in(b_hh, c.has_b_hh),               nullptr, // w_hr: P = 0
+                              y.f() + p.y_offset,
                               h_n.f(),   c_n.f(),       c.want_saved ? saved.f() : nullptr, ws,         bytes};
     }
 
@@ -130,6 +131,7 @@ struct DeviceProblem {
                               in(c0, c.has_c0),
                               w_ih.f(),
                               w_hh.f(),
+                              nullptr, // w_hr: the CUDA kernels serve P = 0 only
                               saved.f(),
                               c.has_grad_y ? grad_y.f() + p.y_offset : nullptr,
                               in(grad_h_n, c.has_grad_h_n),
@@ -141,6 +143,7 @@ struct DeviceProblem {
                               out(grad_w_hh, c.want_grad_w_hh),
                               out(grad_b_ih, c.want_grad_b_ih),
                               out(grad_b_hh, c.want_grad_b_hh),
+                              nullptr, // grad_w_hr
                               ws,
                               bytes};
     }
@@ -159,17 +162,18 @@ struct DeviceProblem {
 
 tsrnn_status call_fwd_cuda(tsrnn_cell cell, const FwdArgs<float> &a) {
     if (cell == TSRNN_CELL_LSTM)
-        return tsrnn_lstm_fwd_cuda_f32(a.desc, a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.y, a.h_n, a.c_n,
-                                       a.saved, a.workspace, a.workspace_bytes);
+        return tsrnn_lstm_fwd_cuda_f32(a.desc, a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.w_hr, a.y, a.h_n,
+                                       a.c_n, a.saved, a.workspace, a.workspace_bytes);
     return tsrnn_gru_fwd_cuda_f32(a.desc, a.x, a.h0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.y, a.h_n, a.saved,
                                   a.workspace, a.workspace_bytes);
 }
 
 tsrnn_status call_bwd_cuda(tsrnn_cell cell, const BwdArgs<float> &a) {
     if (cell == TSRNN_CELL_LSTM)
-        return tsrnn_lstm_bwd_cuda_f32(a.desc, a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.saved, a.grad_y, a.grad_h_n,
-                                       a.grad_c_n, a.grad_x, a.grad_h0, a.grad_c0, a.grad_w_ih, a.grad_w_hh,
-                                       a.grad_b_ih, a.grad_b_hh, a.workspace, a.workspace_bytes);
+        return tsrnn_lstm_bwd_cuda_f32(a.desc, a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.w_hr, a.saved, a.grad_y,
+                                       a.grad_h_n, a.grad_c_n, a.grad_x, a.grad_h0, a.grad_c0, a.grad_w_ih,
+                                       a.grad_w_hh, a.grad_b_ih, a.grad_b_hh, a.grad_w_hr, a.workspace,
+                                       a.workspace_bytes);
     return tsrnn_gru_bwd_cuda_f32(a.desc, a.x, a.h0, a.w_ih, a.w_hh, a.saved, a.grad_y, a.grad_h_n, a.grad_x,
                                   a.grad_h0, a.grad_w_ih, a.grad_w_hh, a.grad_b_ih, a.grad_b_hh, a.workspace,
                                   a.workspace_bytes);

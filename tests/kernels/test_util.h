@@ -31,11 +31,11 @@ inline const char *cell_name(Cell c) { return c == Cell::Lstm ? "LSTM" : c == Ce
 inline void PrintTo(Cell c, std::ostream *os) { *os << cell_name(c); }
 inline int64_t gates_of(Cell c) { return c == Cell::Lstm ? 4 : 3; }
 
-// Memory layout of the sequence tensors x, grad_x (T x B x D) and y, grad_y (T x B x H).
+// Memory layout of the sequence tensors x, grad_x (T x B x D) and y, grad_y (T x B x R), R = P or H.
 //   TimeMajor   x[t][b][k], y[t][b][k]
 //   BatchFirst  x[b][t][k], y[b][t][k]
 //   Padded      time-major with 2 unused elements after every x row, and y / grad_y the second half of a
-//               (T x B x 2H) buffer (stride_b = 2H, pointer offset H), as one direction of a bidirectional layer
+//               (T x B x 2R) buffer (stride_b = 2R, pointer offset R), as one direction of a bidirectional layer
 //   Broadcast   x_stride_t = 0: every step reads the same x row (inputs only; grad_x cannot be wanted)
 enum class Layout { TimeMajor, BatchFirst, Padded, Broadcast };
 
@@ -54,6 +54,7 @@ inline void PrintTo(Layout l, std::ostream *os) { *os << layout_name(l); }
 struct Case {
     Cell cell = Cell::Lstm;
     int64_t T = 1, B = 1, D = 1, H = 1;
+    int64_t P = 0; // LSTM projection size (0 = none)
     int reverse = 0;
     bool use_lengths = false;
     std::vector<int64_t> lengths; // used when use_lengths; B entries
@@ -65,11 +66,12 @@ struct Case {
     bool has_grad_y = true, has_grad_h_n = true, has_grad_c_n = true;
     // optional backward outputs
     bool want_grad_x = true, want_grad_h0 = true, want_grad_c0 = true, want_grad_w_ih = true,
-         want_grad_w_hh = true, want_grad_b_ih = true, want_grad_b_hh = true;
+         want_grad_w_hh = true, want_grad_b_ih = true, want_grad_b_hh = true, want_grad_w_hr = true;
 
     bool lstm() const { return cell == Cell::Lstm; }
     int64_t G() const { return gates_of(cell); }
-    int64_t S() const { return tsrnn_saved_row(cell_of(cell), H); }
+    int64_t S() const { return tsrnn_saved_row(cell_of(cell), H, P); }
+    int64_t R() const { return P > 0 ? P : H; } // width of h and y
     int64_t length(int64_t b) const { return use_lengths ? lengths[b] : T; }
 };
 
@@ -104,7 +106,7 @@ template <> struct Fns<double> {
 // Every argument of a forward call; c0 / c_n are ignored for GRU.
 template <class real> struct FwdArgs {
     const tsrnn_desc *desc;
-    const real *x, *h0, *c0, *w_ih, *w_hh, *b_ih, *b_hh;
+    const real *x, *h0, *c0, *w_ih, *w_hh, *b_ih, *b_hh, *w_hr;
     real *y, *h_n, *c_n, *saved;
     void *workspace;
     size_t workspace_bytes;
@@ -113,8 +115,8 @@ template <class real> struct FwdArgs {
 // Every argument of a backward call; c0, grad_c_n, grad_c0 are ignored for GRU.
 template <class real> struct BwdArgs {
     const tsrnn_desc *desc;
-    const real *x, *h0, *c0, *w_ih, *w_hh, *saved, *grad_y, *grad_h_n, *grad_c_n;
-    real *grad_x, *grad_h0, *grad_c0, *grad_w_ih, *grad_w_hh, *grad_b_ih, *grad_b_hh;
+    const real *x, *h0, *c0, *w_ih, *w_hh, *w_hr, *saved, *grad_y, *grad_h_n, *grad_c_n;
+    real *grad_x, *grad_h0, *grad_c0, *grad_w_ih, *grad_w_hh, *grad_b_ih, *grad_b_hh, *grad_w_hr;
     void *workspace;
     size_t workspace_bytes;
 };
@@ -123,8 +125,9 @@ template <class real> tsrnn_status call_fwd(tsrnn_cell cell, tsrnn_backend backe
     using F = Fns<real>;
     const bool ref = backend == TSRNN_BACKEND_REF;
     if (cell == TSRNN_CELL_LSTM)
-        return (ref ? F::lstm_fwd_ref : F::lstm_fwd_cpu)(a.desc, a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.y,
-                                                          a.h_n, a.c_n, a.saved, a.workspace, a.workspace_bytes);
+        return (ref ? F::lstm_fwd_ref : F::lstm_fwd_cpu)(a.desc, a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh,
+                                                          a.w_hr, a.y, a.h_n, a.c_n, a.saved, a.workspace,
+                                                          a.workspace_bytes);
     return (ref ? F::gru_fwd_ref : F::gru_fwd_cpu)(a.desc, a.x, a.h0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.y, a.h_n,
                                                     a.saved, a.workspace, a.workspace_bytes);
 }
@@ -134,8 +137,9 @@ template <class real> tsrnn_status call_bwd(tsrnn_cell cell, tsrnn_backend backe
     const bool ref = backend == TSRNN_BACKEND_REF;
     if (cell == TSRNN_CELL_LSTM)
         return (ref ? F::lstm_bwd_ref : F::lstm_bwd_cpu)(
-            a.desc, a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.saved, a.grad_y, a.grad_h_n, a.grad_c_n, a.grad_x, a.grad_h0,
-            a.grad_c0, a.grad_w_ih, a.grad_w_hh, a.grad_b_ih, a.grad_b_hh, a.workspace, a.workspace_bytes);
+            a.desc, a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.w_hr, a.saved, a.grad_y, a.grad_h_n, a.grad_c_n, a.grad_x,
+            a.grad_h0, a.grad_c0, a.grad_w_ih, a.grad_w_hh, a.grad_b_ih, a.grad_b_hh, a.grad_w_hr, a.workspace,
+            a.workspace_bytes);
     return (ref ? F::gru_bwd_ref : F::gru_bwd_cpu)(a.desc, a.x, a.h0, a.w_ih, a.w_hh, a.saved, a.grad_y, a.grad_h_n,
                                                     a.grad_x, a.grad_h0, a.grad_w_ih, a.grad_w_hh, a.grad_b_ih,
                                                     a.grad_b_hh, a.workspace, a.workspace_bytes);
@@ -187,36 +191,37 @@ template <class real> struct Problem {
     Case c;
     tsrnn_desc desc{};
     int64_t y_offset = 0; // y and grad_y start this many elements into their buffers (Padded layout)
-    std::vector<real> x, h0, c0, w_ih, w_hh, b_ih, b_hh;
+    std::vector<real> x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr;
     std::vector<real> y, h_n, c_n, saved;
     std::vector<real> grad_y, grad_h_n, grad_c_n;
-    std::vector<real> grad_x, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh;
+    std::vector<real> grad_x, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_hr;
 
     Problem(const Case &cs, uint64_t seed) : c(cs) {
-        const int64_t T = c.T, B = c.B, D = c.D, H = c.H, G = c.G();
+        const int64_t T = c.T, B = c.B, D = c.D, H = c.H, G = c.G(), P = c.P, R = c.R();
         if (c.use_lengths && (int64_t)c.lengths.size() != B) c.lengths = mixed_lengths(T, B);
         desc.T = T;
         desc.B = B;
         desc.D = D;
         desc.H = H;
+        desc.P = P;
         desc.lengths = c.use_lengths ? c.lengths.data() : nullptr;
         desc.reverse = c.reverse;
         desc.reset_after = reset_after_of(c.cell);
         desc.num_threads = c.num_threads;
-        int64_t x_row = D, y_row = H;
+        int64_t x_row = D, y_row = R;
         switch (c.layout) {
         case Layout::TimeMajor:
-            desc.x_stride_t = B * D, desc.x_stride_b = D, desc.y_stride_t = B * H, desc.y_stride_b = H;
+            desc.x_stride_t = B * D, desc.x_stride_b = D, desc.y_stride_t = B * R, desc.y_stride_b = R;
             break;
         case Layout::BatchFirst:
-            desc.x_stride_t = D, desc.x_stride_b = T * D, desc.y_stride_t = H, desc.y_stride_b = T * H;
+            desc.x_stride_t = D, desc.x_stride_b = T * D, desc.y_stride_t = R, desc.y_stride_b = T * R;
             break;
         case Layout::Padded:
-            x_row = D + 2, y_row = 2 * H, y_offset = H;
+            x_row = D + 2, y_row = 2 * R, y_offset = R;
             desc.x_stride_t = B * x_row, desc.x_stride_b = x_row, desc.y_stride_t = B * y_row, desc.y_stride_b = y_row;
             break;
         case Layout::Broadcast:
-            desc.x_stride_t = 0, desc.x_stride_b = D, desc.y_stride_t = B * H, desc.y_stride_b = H;
+            desc.x_stride_t = 0, desc.x_stride_b = D, desc.y_stride_t = B * R, desc.y_stride_b = R;
             break;
         }
         const int64_t x_elems = c.layout == Layout::Broadcast ? B * D : T * B * x_row;
@@ -230,30 +235,31 @@ template <class real> struct Problem {
         };
         const double w_scale = 1.0 / std::sqrt(double(H)); // PyTorch's init range
         fill(x, x_elems, 1.0);
-        fill(h0, B * H, 1.0);
+        fill(h0, B * R, 1.0);
         fill(c0, B * H, 1.0);
         fill(w_ih, G * H * D, w_scale);
-        fill(w_hh, G * H * H, w_scale);
+        fill(w_hh, G * H * R, w_scale);
         fill(b_ih, G * H, w_scale);
         fill(b_hh, G * H, w_scale);
         fill(grad_y, y_elems, 1.0);
-        fill(grad_h_n, B * H, 1.0);
+        fill(grad_h_n, B * R, 1.0);
         fill(grad_c_n, B * H, 1.0);
+        fill(w_hr, P * H, w_scale); // drawn last: the P = 0 problems keep the numbers they always had
 
         const real nan = std::numeric_limits<real>::quiet_NaN();
         if (c.layout == Layout::Padded) {
             for (int64_t i = 0; i < x_elems; ++i)
                 if (i % x_row >= D) x[i] = nan; // padding of x rows
             for (int64_t i = 0; i < y_elems; ++i)
-                if (i % y_row < H) grad_y[i] = nan; // the other direction's half of grad_y
+                if (i % y_row < R) grad_y[i] = nan; // the other direction's half of grad_y
         }
         for (int64_t b = 0; b < B; ++b)
             for (int64_t t = c.length(b); t < T; ++t)
-                for (int64_t k = 0; k < H; ++k) grad_y[y_index(t, b, k)] = nan; // ignored rows
+                for (int64_t k = 0; k < R; ++k) grad_y[y_index(t, b, k)] = nan; // ignored rows
 
         y.resize(std::max<int64_t>(y_elems, 1));
-        h_n.resize(std::max<int64_t>(B * H, 1));
-        c_n.resize(h_n.size());
+        h_n.resize(std::max<int64_t>(B * R, 1));
+        c_n.resize(std::max<int64_t>(B * H, 1));
         saved.resize(std::max<int64_t>(T * B * c.S(), 1));
         grad_x.resize(c.layout == Layout::Broadcast ? 1 : x.size());
         grad_h0.resize(h0.size());
@@ -262,6 +268,7 @@ template <class real> struct Problem {
         grad_w_hh.resize(w_hh.size());
         grad_b_ih.resize(b_ih.size());
         grad_b_hh.resize(b_hh.size());
+        grad_w_hr.resize(w_hr.size());
         reset_fwd_outputs();
         reset_bwd_outputs();
     }
@@ -275,7 +282,7 @@ template <class real> struct Problem {
         for (auto *v : {&y, &h_n, &c_n, &saved}) v->assign(v->size(), real(kSentinel));
     }
     void reset_bwd_outputs() {
-        for (auto *v : {&grad_x, &grad_h0, &grad_c0, &grad_w_ih, &grad_w_hh, &grad_b_ih, &grad_b_hh})
+        for (auto *v : {&grad_x, &grad_h0, &grad_c0, &grad_w_ih, &grad_w_hh, &grad_b_ih, &grad_b_hh, &grad_w_hr})
             v->assign(v->size(), real(kSentinel));
     }
 
@@ -289,6 +296,7 @@ template <class real> struct Problem {
                              w_hh.data(),
                              in(b_ih, c.has_b_ih),
                              in(b_hh, c.has_b_hh),
+                             in(w_hr, c.P > 0),
                              y.data() + y_offset,
                              h_n.data(),
                              c_n.data(),
@@ -306,6 +314,7 @@ template <class real> struct Problem {
                              in(c0, c.has_c0),
                              w_ih.data(),
                              w_hh.data(),
+                             in(w_hr, c.P > 0),
                              saved.data(),
                              c.has_grad_y ? grad_y.data() + y_offset : nullptr,
                              in(grad_h_n, c.has_grad_h_n),
@@ -317,6 +326,7 @@ template <class real> struct Problem {
                              out(grad_w_hh, c.want_grad_w_hh),
                              out(grad_b_ih, c.want_grad_b_ih),
                              out(grad_b_hh, c.want_grad_b_hh),
+                             out(grad_w_hr, c.P > 0 && c.want_grad_w_hr),
                              workspace,
                              bytes};
     }
