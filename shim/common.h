@@ -192,7 +192,7 @@ inline Sizes check_sizes(const ArgCheck &c, tsrnn_cell cell, const Tensor &x, co
 
     c.rank("w_ih", w_ih, 2, gd);
     c.floating("w_ih", w_ih, {s.G * s.H, s.D}, gd);
-    s.S = tsrnn_saved_row(cell, s.H);
+    s.S = tsrnn_saved_row(cell, s.H, 0);
     return s;
 }
 

@@ -98,7 +98,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_cpu(Tensor x, OptTensor h0, OptT
     const Workspace ws = workspace(c, TSRNN_CELL_LSTM, TSRNN_PASS_FWD, d, x);
     auto call = [&]<class real>(real) {
         return CpuKernels<real>::lstm_fwd(&d, in<real>(x_in), ptr<real>(h0c), ptr<real>(c0c), in<real>(w_ihc),
-                                          in<real>(w_hhc), ptr<real>(b_ihc), ptr<real>(b_hhc), out<real>(y),
+                                          in<real>(w_hhc), ptr<real>(b_ihc), ptr<real>(b_hhc), nullptr, out<real>(y),
                                           out<real>(h_n), out<real>(c_n), out<real>(saved), ws.data, ws.bytes);
     };
     c.status(c.dtype() == ScalarType::Float ? call(0.0f) : call(0.0), "tsrnn_lstm_fwd_cpu");
@@ -137,10 +137,10 @@ lstm_backward_cpu(Tensor x, OptTensor h0, OptTensor c0, Tensor w_ih, Tensor w_hh
     const Workspace ws = workspace(c, TSRNN_CELL_LSTM, TSRNN_PASS_BWD, d, x);
     auto call = [&]<class real>(real) {
         return CpuKernels<real>::lstm_bwd(&d, in<real>(x_in), ptr<real>(h0c), ptr<real>(c0c), in<real>(w_ihc),
-                                          in<real>(w_hhc), in<real>(saved_in), ptr<real>(gy), ptr<real>(ghn),
+                                          in<real>(w_hhc), nullptr, in<real>(saved_in), ptr<real>(gy), ptr<real>(ghn),
                                           ptr<real>(gcn), out<real>(grad_x), out<real>(grad_h0), out<real>(grad_c0),
                                           out<real>(grad_w_ih), out<real>(grad_w_hh), out<real>(grad_b_ih),
-                                          out<real>(grad_b_hh), ws.data, ws.bytes);
+                                          out<real>(grad_b_hh), nullptr, ws.data, ws.bytes);
     };
     c.status(c.dtype() == ScalarType::Float ? call(0.0f) : call(0.0), "tsrnn_lstm_bwd_cpu");
     return {grad_x, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh};

@@ -109,7 +109,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_cuda(Tensor x, OptTensor h0, Opt
     const tsrnn_desc d = cuda_desc(s, strides_of(x_in, s), strides_of(y, s), len, reverse, 0, call.stream);
     const Workspace ws = workspace(c, TSRNN_CELL_LSTM, TSRNN_PASS_FWD, d, x);
     c.status(tsrnn_lstm_fwd_cuda_f32(&d, in(x_in), ptr<float>(h0c), ptr<float>(c0c), in(w_ihc), in(w_hhc),
-                                     ptr<float>(b_ihc), ptr<float>(b_hhc), out(y), out(h_n), out(c_n), out(saved),
+                                     ptr<float>(b_ihc), ptr<float>(b_hhc), nullptr, out(y), out(h_n), out(c_n), out(saved),
                                      ws.data, ws.bytes),
              "tsrnn_lstm_fwd_cuda_f32");
     return {y, h_n, c_n, saved};
@@ -145,10 +145,10 @@ lstm_backward_cuda(Tensor x, OptTensor h0, OptTensor c0, Tensor w_ih, Tensor w_h
     const SeqStrides y_strides = gy.has_value() ? strides_of(*gy, s) : contiguous_strides(s, s.H);
     const tsrnn_desc d = cuda_desc(s, strides_of(grad_x, s), y_strides, len, reverse, 0, call.stream);
     const Workspace ws = workspace(c, TSRNN_CELL_LSTM, TSRNN_PASS_BWD, d, x);
-    c.status(tsrnn_lstm_bwd_cuda_f32(&d, in(x_in), ptr<float>(h0c), ptr<float>(c0c), in(w_ihc), in(w_hhc),
+    c.status(tsrnn_lstm_bwd_cuda_f32(&d, in(x_in), ptr<float>(h0c), ptr<float>(c0c), in(w_ihc), in(w_hhc), nullptr,
                                      in(saved_in), ptr<float>(gy), ptr<float>(ghn), ptr<float>(gcn), out(grad_x),
                                      out(grad_h0), out(grad_c0), out(grad_w_ih), out(grad_w_hh), out(grad_b_ih),
-                                     out(grad_b_hh), ws.data, ws.bytes),
+                                     out(grad_b_hh), nullptr, ws.data, ws.bytes),
              "tsrnn_lstm_bwd_cuda_f32");
     return {grad_x, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh};
 }
