@@ -3,8 +3,8 @@
 // Validation and glue only: every check ends in a RuntimeError that names the op, the argument and what was
 // expected. No arithmetic on tensor data happens here; the kernels (tsrnn.h) do all of it.
 //
-// Shape letters as in tsrnn.h: T steps, B batch, D input features, H hidden size, G gates (4 LSTM, 3 GRU),
-// S saved row width (6H LSTM, 5H GRU).
+// Shape letters as in tsrnn.h: T steps, B batch, D input features, H hidden size, P LSTM projection size (0 =
+// none), R width of h and y (P when P > 0, else H), G gates (4 LSTM, 3 GRU), S saved row width (6H + P LSTM, 5H GRU).
 #pragma once
 
 #include <torch/csrc/stable/library.h>
@@ -151,31 +151,34 @@ class ArgCheck {
     ScalarType dtype_ = ScalarType::Float;
 };
 
-// Sizes of one layer call, read off x, w_ih and w_hh and checked against each other.
+// Sizes of one layer call, read off x, w_ih, w_hh (and w_hr) and checked against each other.
 struct Sizes {
-    int64_t T, B, D, H, G, S;
+    int64_t T, B, D, H, P, R, G, S;
     bool batch_first;
 
     // (T, B, W) in the caller's convention: (B, T, W) when batch_first.
     std::vector<int64_t> seq(int64_t W) const {
         return batch_first ? std::vector<int64_t>{B, T, W} : std::vector<int64_t>{T, B, W};
     }
-    const char *seq_letters(char w) const {
-        if (w == 'D') return batch_first ? "(B, T, D)" : "(T, B, D)";
-        return batch_first ? "(B, T, H)" : "(T, B, H)";
+    // Letters of a sequence tensor of width D, or of width R ('R': spelled H, or P with a projection).
+    std::string seq_letters(char w) const {
+        const char *width = w == 'D' ? "D" : r_letter();
+        return batch_first ? std::string("(B, T, ") + width + ")" : std::string("(T, B, ") + width + ")";
     }
+    const char *r_letter() const { return P > 0 ? "P" : "H"; }
     // Element strides (t, b) of a sequence tensor in the caller's convention.
     int64_t stride_t(const Tensor &t) const { return t.stride(batch_first ? 1 : 0); }
     int64_t stride_b(const Tensor &t) const { return t.stride(batch_first ? 0 : 1); }
 };
 
+// w_hr is the LSTM's projection (P, H), 1 <= P < H, or absent (P = 0; always for GRU).
 inline Sizes check_sizes(const ArgCheck &c, tsrnn_cell cell, const Tensor &x, const Tensor &w_ih,
-                         const Tensor &w_hh, bool batch_first) {
+                         const Tensor &w_hh, const std::optional<Tensor> &w_hr, bool batch_first) {
     Sizes s{};
     s.batch_first = batch_first;
     s.G = cell == TSRNN_CELL_LSTM ? 4 : 3;
-    const char *gh = cell == TSRNN_CELL_LSTM ? "(4*H, H)" : "(3*H, H)";
     const char *gd = cell == TSRNN_CELL_LSTM ? "(4*H, D)" : "(3*H, D)";
+    const char *gr = cell == TSRNN_CELL_LSTM ? (w_hr ? "(4*H, P)" : "(4*H, H)") : "(3*H, H)";
 
     c.rank("x", x, 3, batch_first ? "(B, T, D)" : "(T, B, D)");
     s.T = x.size(batch_first ? 1 : 0);
@@ -183,22 +186,40 @@ inline Sizes check_sizes(const ArgCheck &c, tsrnn_cell cell, const Tensor &x, co
     s.D = x.size(2);
     c.fail_unless(s.D >= 1, "x", "must have at least one feature (D >= 1), but got shape " + shape_string(x));
 
-    // H comes from w_hh: (G*H, H).
-    c.rank("w_hh", w_hh, 2, gh);
-    s.H = w_hh.size(1);
-    c.fail_unless(s.H >= 1, "w_hh", std::string("must have shape ") + gh + " with H >= 1, but got " +
-                                        shape_string(w_hh));
-    c.floating("w_hh", w_hh, {s.G * s.H, s.H}, gh);
+    // H comes from w_hh's G*H rows, R from its columns (H, or P with a projection).
+    c.rank("w_hh", w_hh, 2, gr);
+    s.H = w_hh.size(0) / s.G;
+    c.fail_unless(s.H >= 1 && w_hh.size(0) % s.G == 0 && w_hh.size(1) >= 1, "w_hh",
+                  std::string("must have shape ") + gr + " with H >= 1, but got " + shape_string(w_hh));
+    if (w_hr.has_value()) {
+        c.fail_unless(cell == TSRNN_CELL_LSTM, "w_hr", "must be None: only an LSTM has a projection");
+        c.rank("w_hr", *w_hr, 2, "(P, H)");
+        s.P = w_hr->size(0);
+        c.fail_unless(s.P >= 1 && s.P < s.H, "w_hr",
+                      "must have shape (P, H) with 1 <= P < H = " + std::to_string(s.H) + ", but got " +
+                          shape_string(*w_hr));
+        c.floating("w_hr", *w_hr, {s.P, s.H}, "(P, H)");
+    }
+    s.R = s.P > 0 ? s.P : s.H;
+    c.floating("w_hh", w_hh, {s.G * s.H, s.R}, gr);
 
     c.rank("w_ih", w_ih, 2, gd);
     c.floating("w_ih", w_ih, {s.G * s.H, s.D}, gd);
-    s.S = tsrnn_saved_row(cell, s.H, 0);
+    s.S = tsrnn_saved_row(cell, s.H, s.P);
     return s;
 }
 
-// Optional (B, H) state: checked and made contiguous; nullopt stays nullopt.
-inline std::optional<Tensor> check_state(const ArgCheck &c, const char *arg, const std::optional<Tensor> &t,
-                                         const Sizes &s) {
+// Optional (B, R) hidden state (h0, grad_h_n): checked and made contiguous; nullopt stays nullopt.
+inline std::optional<Tensor> check_hidden(const ArgCheck &c, const char *arg, const std::optional<Tensor> &t,
+                                          const Sizes &s) {
+    if (!t.has_value()) return std::nullopt;
+    c.floating(arg, *t, {s.B, s.R}, s.P > 0 ? "(B, P)" : "(B, H)");
+    return torch::stable::contiguous(*t);
+}
+
+// Optional (B, H) cell state (c0, grad_c_n).
+inline std::optional<Tensor> check_cell(const ArgCheck &c, const char *arg, const std::optional<Tensor> &t,
+                                        const Sizes &s) {
     if (!t.has_value()) return std::nullopt;
     c.floating(arg, *t, {s.B, s.H}, "(B, H)");
     return torch::stable::contiguous(*t);
@@ -254,14 +275,16 @@ inline SeqStrides contiguous_strides(const Sizes &s, int64_t W) {
 }
 
 // lengths is host memory for every backend (tsrnn.h; the CUDA functions copy it to the device themselves):
-// the CPU tensor's data, or nullptr when every sequence has length T.
+// the CPU tensor's data, or nullptr when every sequence has length T. num_threads (1 here) and stream are the
+// device registration's to fill in.
 inline tsrnn_desc make_desc(const Sizes &s, SeqStrides x_strides, SeqStrides y_strides, const int64_t *lengths,
-                            bool reverse, int reset_after, int num_threads) {
+                            bool reverse, int reset_after) {
     tsrnn_desc d{};
     d.T = s.T;
     d.B = s.B;
     d.D = s.D;
     d.H = s.H;
+    d.P = s.P;
     d.x_stride_t = x_strides.t;
     d.x_stride_b = x_strides.b;
     d.y_stride_t = y_strides.t;
@@ -269,7 +292,7 @@ inline tsrnn_desc make_desc(const Sizes &s, SeqStrides x_strides, SeqStrides y_s
     d.lengths = lengths;
     d.reverse = reverse ? 1 : 0;
     d.reset_after = reset_after;
-    d.num_threads = num_threads;
+    d.num_threads = 1;
     return d;
 }
 

@@ -17,13 +17,15 @@ KINDS = ["batched", "unbatched", "packed_sorted", "packed_unsorted"]
 
 
 def _grid():
-    for cell, layers, bias, batch_first, bidirectional, with_hx, kind, dtype in itertools.product(
-        ["lstm", "gru"], [1, 2, 3], [True, False], [False, True], [False, True], [False, True], KINDS,
+    for cell, layers, bias, batch_first, bidirectional, proj, with_hx, kind, dtype in itertools.product(
+        ["lstm", "gru"], [1, 2, 3], [True, False], [False, True], [False, True], [0, P], [False, True], KINDS,
         [torch.float32, torch.float64],
     ):
-        yield pytest.param(cell, layers, bias, batch_first, bidirectional, 0, with_hx, kind, dtype,
+        if proj and cell != "lstm":
+            continue  # proj_size is an LSTM argument (nn.GRU refuses it; test_modules checks that we do too)
+        yield pytest.param(cell, layers, bias, batch_first, bidirectional, proj, with_hx, kind, dtype,
                            id=f"{cell}-L{layers}-bias{int(bias)}-bf{int(batch_first)}-bi{int(bidirectional)}"
-                              f"-hx{int(with_hx)}-{kind}-{str(dtype)[6:]}")
+                              f"-proj{proj}-hx{int(with_hx)}-{kind}-{str(dtype)[6:]}")
 
 
 def make_twins(cell, dtype, **kwargs):
@@ -131,10 +133,10 @@ def test_dropout_statistics_match_nn(cell):
 
 
 def test_gradcheck_two_layer_bidirectional_packed():
-    for cell in ("lstm", "gru"):
+    for cell, kwargs in (("lstm", {}), ("lstm", {"proj_size": 2}), ("gru", {})):
         torch.manual_seed(0)
         cls = tsrnn.LSTM if cell == "lstm" else tsrnn.GRU
-        m = cls(2, 3, num_layers=2, bidirectional=True, dtype=torch.float64)
+        m = cls(2, 3, num_layers=2, bidirectional=True, dtype=torch.float64, **kwargs)
         x = torch.randn(4, 3, 2, dtype=torch.float64, requires_grad=True)
         lengths = [4, 2, 3]
 
@@ -150,11 +152,12 @@ def test_gradcheck_two_layer_bidirectional_packed():
         assert torch.autograd.gradcheck(f, (x, *weights), eps=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "lstm-proj", "gru"])
 def test_compile_fullgraph_two_layer_bidirectional(cell):
-    cls = tsrnn.LSTM if cell == "lstm" else tsrnn.GRU
+    cls = tsrnn.GRU if cell == "gru" else tsrnn.LSTM
+    kwargs = {"proj_size": 2} if cell == "lstm-proj" else {}
     torch.manual_seed(0)
-    m = cls(3, 5, num_layers=2, bidirectional=True, batch_first=True)
+    m = cls(3, 5, num_layers=2, bidirectional=True, batch_first=True, **kwargs)
     x = torch.randn(2, 6, 3)
     eager_out, _ = m(x)
     compiled = torch.compile(m, fullgraph=True, backend="aot_eager")

@@ -123,9 +123,23 @@ def test_same_validation_errors_as_nn(cell):
         ours(x.double())
 
 
-def test_proj_size_not_silently_wrong():
-    with pytest.raises(NotImplementedError, match="proj_size"):
-        tsrnn.LSTM(3, 4, proj_size=2)(torch.randn(6, 2, 3))
+def test_proj_size_shapes_and_errors_as_nn():
+    """proj_size: nn.LSTM's parameter shapes and state_dict, its checks on the argument and on h0's width."""
+    ours, theirs = twins("lstm", torch.float32, input_size=3, hidden_size=4, proj_size=2, num_layers=2)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    out, (h_n, c_n) = ours(torch.randn(6, 5, 3))
+    assert out.shape == (6, 5, 2) and h_n.shape == (2, 5, 2) and c_n.shape == (2, 5, 4)
+    for bad in (4, 5, -1):  # proj_size must be in [0, hidden_size)
+        with pytest.raises(ValueError) as theirs_err:
+            nn.LSTM(3, 4, proj_size=bad)
+        with pytest.raises(type(theirs_err.value), match="proj_size"):
+            tsrnn.LSTM(3, 4, proj_size=bad)
+    hx = (torch.randn(2, 5, 4), torch.randn(2, 5, 4))  # h0 must be (L, B, proj_size)
+    with pytest.raises(RuntimeError) as theirs_err:
+        theirs(torch.randn(6, 5, 3), hx)
+    with pytest.raises(RuntimeError) as ours_err:
+        ours(torch.randn(6, 5, 3), hx)
+    assert str(ours_err.value) == str(theirs_err.value)
     with pytest.raises(ValueError, match="proj_size"):
         tsrnn.GRU(3, 4, proj_size=2)
 

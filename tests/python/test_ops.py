@@ -311,6 +311,8 @@ def test_backward_op_with_some_grads_none(cell):
         grads = [g if d else None for g, d in zip(cotangents, defined)]
         if is_lstm(cell):
             got = OPS.lstm_backward(x, h0, c0, weights[0], weights[1], saved, lengths, *grads, False, False)
+            assert got[-1].shape == (0, H), "grad_w_hr without a projection is (0, H)"
+            got = got[:-1]
         else:
             got = OPS.gru_backward(
                 x, h0, weights[0], weights[1], saved, lengths, *grads, False, False, reset_after(cell)
@@ -705,3 +707,89 @@ def test_wrappers_default_arguments():
         args["x"], args["h0"], args["c0"], args["w_ih"], args["w_hh"], args["b_ih"], args["b_hh"], reverse=True
     )
     check_close(y, ref[0], "lstm wrapper y")
+
+
+# ---- LSTM projection (w_hr, nn.LSTM's proj_size) ------------------------------------------------------------
+
+P_ = 2
+
+
+def _proj_args(dtype=F64, seed=20):
+    """A valid projected LSTM call: w_hh (4H, P), h0 (B, P), w_hr (P, H); lengths with a 0."""
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, dtype=dtype, generator=g)  # noqa: E731
+    return dict(
+        x=r(T_, B_, D_), h0=r(B_, P_), c0=r(B_, H_), w_ih=r(4 * H_, D_) / 3, w_hh=r(4 * H_, P_) / 3,
+        b_ih=r(4 * H_) / 3, b_hh=r(4 * H_) / 3, lengths=torch.tensor([4, 0, 2]), batch_first=False, reverse=False,
+        w_hr=r(P_, H_) / 3,
+    )
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_projection_matches_reference_with_saved_and_gradients(reverse, batch_first):
+    args = _proj_args()
+    args.update(reverse=reverse, batch_first=batch_first)
+    if batch_first:
+        args["x"] = args["x"].transpose(0, 1).contiguous()
+    diff = ["x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "w_hr"]
+    for k in diff:
+        args[k].requires_grad_()
+    ours = OPS.lstm(**args)
+    theirs = lstm_reference(**args)
+    assert ours[3].shape == (T_, B_, 6 * H_ + P_)
+    for name, a, b in zip(["y", "h_n", "c_n", "saved"], ours, theirs):
+        check_close(a, b, name, **OUT_TOL[F64])
+    g = torch.Generator().manual_seed(3)
+    cot = [torch.randn(o.shape, dtype=F64, generator=g) for o in ours[:3]]
+    got = torch.autograd.grad(sum((o * c).sum() for o, c in zip(ours[:3], cot)), [args[k] for k in diff])
+    want = torch.autograd.grad(sum((o * c).sum() for o, c in zip(theirs[:3], cot)), [args[k] for k in diff])
+    for name, a, b in zip(diff, got, want):
+        check_close(a, b, f"grad {name}", **GRAD_TOL[F64])
+
+
+def test_projection_opcheck_and_gradcheck():
+    args = _proj_args()
+    torch.library.opcheck(OPS.lstm.default, tuple(args.values())[:-1], {"w_hr": args["w_hr"]})
+    diff = ["x", "h0", "c0", "w_hh", "w_hr"]
+
+    def f(*tensors):
+        a = dict(args, **dict(zip(diff, tensors)))
+        return OPS.lstm(**a)[:3]
+
+    assert torch.autograd.gradcheck(f, tuple(args[k].clone().requires_grad_() for k in diff), eps=1e-6, atol=1e-7)
+
+
+BAD_PROJECTION = [
+    ("w_hr with P = H", dict(w_hr=torch.zeros(H_, H_), w_hh=torch.zeros(4 * H_, H_)), "w_hr", "1 <= P < H"),
+    ("w_hr 1-D", dict(w_hr=torch.zeros(P_ * H_)), "w_hr", "2-D"),
+    ("w_hr columns != H", dict(w_hr=torch.zeros(P_, H_ + 1)), "w_hr", r"\(P, H\)"),
+    ("w_hr float64", dict(w_hr=torch.zeros(P_, H_, dtype=F64)), "w_hr", "same dtype as x"),
+    ("w_hh (4H, H) with w_hr", dict(w_hh=torch.zeros(4 * H_, H_)), "w_hh", r"4\*H, P"),
+    ("h0 (B, H) with w_hr", dict(h0=torch.zeros(B_, H_)), "h0", r"\(B, P\)"),
+    ("c0 (B, P) with w_hr", dict(c0=torch.zeros(B_, P_)), "c0", r"\(B, H\)"),
+]
+
+
+@pytest.mark.parametrize("change,arg,text", [pytest.param(*c[1:], id=c[0]) for c in BAD_PROJECTION])
+def test_bad_projection_arguments(change, arg, text):
+    args = _proj_args(F32)
+    OPS.lstm(**args)  # the valid call works
+    args.update(change)
+    _expect_error(lambda: OPS.lstm(**args), "lstm", arg, text)
+
+
+def test_projection_backward_checks_grad_shapes():
+    args = _proj_args(F32)
+    y, h_n, c_n, saved = OPS.lstm(**args)
+    bwd = {k: args[k] for k in ["x", "h0", "c0", "w_ih", "w_hh", "lengths", "batch_first", "reverse", "w_hr"]}
+    grads = OPS.lstm_backward(**bwd, saved=saved, grad_y=torch.ones_like(y), grad_h_n=None, grad_c_n=None)
+    assert grads[-1].shape == (P_, H_) and grads[4].shape == (4 * H_, P_) and grads[1].shape == (B_, P_)
+    _expect_error(
+        lambda: OPS.lstm_backward(**bwd, saved=saved[..., :-1], grad_y=None, grad_h_n=None, grad_c_n=None),
+        "lstm_backward", "saved", r"6\*H \+ P",
+    )
+    _expect_error(
+        lambda: OPS.lstm_backward(**bwd, saved=saved, grad_y=torch.ones(T_, B_, H_), grad_h_n=None, grad_c_n=None),
+        "lstm_backward", "grad_y", r"\(T, B, P\)",
+    )

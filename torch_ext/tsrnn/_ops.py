@@ -2,14 +2,17 @@
 
 Ops (schemas in shim/ops.cpp; shapes and saved layout in kernels/include/tsrnn.h), one layer and one direction:
 
-    torch.ops.tsrnn.lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse) -> (y, h_n, c_n, saved)
+    torch.ops.tsrnn.lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, w_hr=None)
+        -> (y, h_n, c_n, saved)
     torch.ops.tsrnn.gru(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, reset_after) -> (y, h_n, saved)
     torch.ops.tsrnn.lstm_backward / gru_backward: every gradient at once, from the forward's saved activations.
 
-x is (T, B, D), or (B, T, D) when batch_first, and y follows x; states are (B, H); w_ih (G*H, D), w_hh (G*H, H),
-biases (G*H,) with G = 4 (LSTM, gates i f g o) or 3 (GRU, gates r z n); lengths is an int64 CPU tensor (B,);
-saved is (T, B, S), always time-major, S = 6H for LSTM ([i f g o | c_t | h_t]) and 5H for GRU ([r z n | hn | h_t]).
-y, h_n and c_n are differentiable; saved is not.
+x is (T, B, D), or (B, T, D) when batch_first, and y (T, B, R) follows x; hidden states are (B, R), cell states
+(B, H); w_ih (G*H, D), w_hh (G*H, R), biases (G*H,) with G = 4 (LSTM, gates i f g o) or 3 (GRU, gates r z n);
+w_hr (P, H) is an LSTM's projection (nn.LSTM's proj_size = P, 1 <= P < H), and R = P with it, H without;
+lengths is an int64 CPU tensor (B,); saved is (T, B, S), always time-major: S = 6H for LSTM
+([i f g o | c_t | h_t]), 6H + P with a projection ([i f g o | c_t | m_t | h_t]) and 5H for GRU
+([r z n | hn | h_t]). y, h_n and c_n are differentiable; saved is not.
 """
 
 from __future__ import annotations
@@ -47,24 +50,36 @@ LIBRARY_PATH = _find_library()
 torch.ops.load_library(LIBRARY_PATH)
 
 _GATES = {"lstm": 4, "gru": 3}
-_SAVED_ROW = {"lstm": 6, "gru": 5}
 
 
 # ---- fake kernels: output metadata only (the real kernels' checks are in shim/common.h) --------------------
 
 
-def _fake_sizes(op: str, cell: str, x: Tensor, w_hh: Tensor, batch_first: bool, others: dict):
-    """(T, B, D, H) of a call, with the cheap checks torch.compile should fail on early."""
+def _fake_sizes(op: str, cell: str, x: Tensor, w_hh: Tensor, w_hr: Tensor | None, batch_first: bool, others: dict):
+    """(T, B, D, H, R) of a call, with the cheap checks torch.compile should fail on early."""
     torch._check(x.dim() == 3, lambda: f"{op}: argument 'x' must be 3-D, but got {x.dim()}-D")
     torch._check(
         x.dtype in (torch.float32, torch.float64),
         lambda: f"{op}: argument 'x' must be float32 or float64, but got {x.dtype}",
     )
     G = _GATES[cell]
+    R = "P" if w_hr is not None else "H"
     torch._check(
-        w_hh.dim() == 2 and w_hh.shape[0] == G * w_hh.shape[1],
-        lambda: f"{op}: argument 'w_hh' must have shape ({G}*H, H), but got {tuple(w_hh.shape)}",
+        w_hh.dim() == 2 and w_hh.shape[0] % G == 0,
+        lambda: f"{op}: argument 'w_hh' must have shape ({G}*H, {R}), but got {tuple(w_hh.shape)}",
     )
+    H = w_hh.shape[0] // G
+    if w_hr is not None:
+        torch._check(
+            w_hr.dim() == 2 and w_hr.shape[1] == H and w_hh.shape[1] == w_hr.shape[0],
+            lambda: f"{op}: argument 'w_hr' must have shape (P, H) with H = {H} and w_hh (4*H, P), "
+            f"but got w_hr {tuple(w_hr.shape)} and w_hh {tuple(w_hh.shape)}",
+        )
+    else:
+        torch._check(
+            w_hh.shape[1] == H,
+            lambda: f"{op}: argument 'w_hh' must have shape ({G}*H, H), but got {tuple(w_hh.shape)}",
+        )
     for name, t in others.items():
         if t is None:
             continue
@@ -77,7 +92,7 @@ def _fake_sizes(op: str, cell: str, x: Tensor, w_hh: Tensor, batch_first: bool, 
             lambda: f"{op}: argument '{name}' must be on the same device as x ({x.device}), but is on {t.device}",
         )
     T, B = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
-    return T, B, x.shape[2], w_hh.shape[1]
+    return T, B, x.shape[2], H, w_hh.shape[1]
 
 
 def _seq(T, B, W, batch_first):
@@ -85,47 +100,51 @@ def _seq(T, B, W, batch_first):
 
 
 @torch.library.register_fake("tsrnn::lstm")
-def _lstm_fake(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse):
-    others = dict(h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
-    T, B, _, H = _fake_sizes("tsrnn::lstm", "lstm", x, w_hh, batch_first, others)
+def _lstm_fake(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, w_hr=None):
+    others = dict(h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr)
+    T, B, _, H, R = _fake_sizes("tsrnn::lstm", "lstm", x, w_hh, w_hr, batch_first, others)
+    P = R if w_hr is not None else 0
     return (
-        x.new_empty(_seq(T, B, H, batch_first)),
+        x.new_empty(_seq(T, B, R, batch_first)),
+        x.new_empty((B, R)),
         x.new_empty((B, H)),
-        x.new_empty((B, H)),
-        x.new_empty((T, B, _SAVED_ROW["lstm"] * H)),
+        x.new_empty((T, B, 6 * H + P)),
     )
 
 
 @torch.library.register_fake("tsrnn::gru")
 def _gru_fake(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, reset_after):
     others = dict(h0=h0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
-    T, B, _, H = _fake_sizes("tsrnn::gru", "gru", x, w_hh, batch_first, others)
+    T, B, _, H, _ = _fake_sizes("tsrnn::gru", "gru", x, w_hh, None, batch_first, others)
     return (
         x.new_empty(_seq(T, B, H, batch_first)),
         x.new_empty((B, H)),
-        x.new_empty((T, B, _SAVED_ROW["gru"] * H)),
+        x.new_empty((T, B, 5 * H)),
     )
 
 
-def _fake_weight_grads(x, G, D, H):
-    """grad_w_ih (G*H, D), grad_w_hh (G*H, H), grad_b_ih and grad_b_hh (G*H,)."""
-    return x.new_empty((G * H, D)), x.new_empty((G * H, H)), x.new_empty((G * H,)), x.new_empty((G * H,))
+def _fake_weight_grads(x, G, D, H, R):
+    """grad_w_ih (G*H, D), grad_w_hh (G*H, R), grad_b_ih and grad_b_hh (G*H,)."""
+    return x.new_empty((G * H, D)), x.new_empty((G * H, R)), x.new_empty((G * H,)), x.new_empty((G * H,))
 
 
 @torch.library.register_fake("tsrnn::lstm_backward")
-def _lstm_backward_fake(x, h0, c0, w_ih, w_hh, saved, lengths, grad_y, grad_h_n, grad_c_n, batch_first, reverse):
+def _lstm_backward_fake(
+    x, h0, c0, w_ih, w_hh, saved, lengths, grad_y, grad_h_n, grad_c_n, batch_first, reverse, w_hr=None
+):
     others = dict(h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, saved=saved, grad_y=grad_y, grad_h_n=grad_h_n)
-    others["grad_c_n"] = grad_c_n
-    T, B, D, H = _fake_sizes("tsrnn::lstm_backward", "lstm", x, w_hh, batch_first, others)
-    grad_x, grad_h0, grad_c0 = x.new_empty(_seq(T, B, D, batch_first)), x.new_empty((B, H)), x.new_empty((B, H))
-    return (grad_x, grad_h0, grad_c0, *_fake_weight_grads(x, 4, D, H))
+    others.update(grad_c_n=grad_c_n, w_hr=w_hr)
+    T, B, D, H, R = _fake_sizes("tsrnn::lstm_backward", "lstm", x, w_hh, w_hr, batch_first, others)
+    grad_x, grad_h0, grad_c0 = x.new_empty(_seq(T, B, D, batch_first)), x.new_empty((B, R)), x.new_empty((B, H))
+    grad_w_hr = x.new_empty((R if w_hr is not None else 0, H))
+    return (grad_x, grad_h0, grad_c0, *_fake_weight_grads(x, 4, D, H, R), grad_w_hr)
 
 
 @torch.library.register_fake("tsrnn::gru_backward")
 def _gru_backward_fake(x, h0, w_ih, w_hh, saved, lengths, grad_y, grad_h_n, batch_first, reverse, reset_after):
     others = dict(h0=h0, w_ih=w_ih, w_hh=w_hh, saved=saved, grad_y=grad_y, grad_h_n=grad_h_n)
-    T, B, D, H = _fake_sizes("tsrnn::gru_backward", "gru", x, w_hh, batch_first, others)
-    return (x.new_empty(_seq(T, B, D, batch_first)), x.new_empty((B, H)), *_fake_weight_grads(x, 3, D, H))
+    T, B, D, H, _ = _fake_sizes("tsrnn::gru_backward", "gru", x, w_hh, None, batch_first, others)
+    return (x.new_empty(_seq(T, B, D, batch_first)), x.new_empty((B, H)), *_fake_weight_grads(x, 3, D, H, H))
 
 
 # ---- autograd: one backward op call, no Python loop over time ----------------------------------------------
@@ -136,23 +155,26 @@ def _keep(grad, needed: bool, input_present: bool = True):
 
 
 def _lstm_setup_context(ctx, inputs, output):
-    x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse = inputs
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, *rest = inputs
+    w_hr = rest[0] if rest else None
     saved = output[3]
     ctx.mark_non_differentiable(saved)
     # Undefined output grads reach backward as None and go to the op as None (= zero), not as zero tensors.
     ctx.set_materialize_grads(False)
-    ctx.save_for_backward(x, h0, c0, w_ih, w_hh, saved, lengths)
+    ctx.save_for_backward(x, h0, c0, w_ih, w_hh, saved, lengths, w_hr)
     ctx.batch_first, ctx.reverse = batch_first, reverse
     ctx.has_bias = (b_ih is not None, b_hh is not None)
 
 
 def _lstm_backward(ctx, grad_y, grad_h_n, grad_c_n, _grad_saved):
-    x, h0, c0, w_ih, w_hh, saved, lengths = ctx.saved_tensors
+    x, h0, c0, w_ih, w_hh, saved, lengths, w_hr = ctx.saved_tensors
     grads = torch.ops.tsrnn.lstm_backward.default(
-        x, h0, c0, w_ih, w_hh, saved, lengths, grad_y, grad_h_n, grad_c_n, ctx.batch_first, ctx.reverse
+        x, h0, c0, w_ih, w_hh, saved, lengths, grad_y, grad_h_n, grad_c_n, ctx.batch_first, ctx.reverse, w_hr
     )
-    g_x, g_h0, g_c0, g_w_ih, g_w_hh, g_b_ih, g_b_hh = grads
+    g_x, g_h0, g_c0, g_w_ih, g_w_hh, g_b_ih, g_b_hh, g_w_hr = grads
     need = ctx.needs_input_grad
+    # w_hr's gradient only when the call passed w_hr (needs_input_grad covers the arguments passed)
+    w_hr_grad = (_keep(g_w_hr, need[10], w_hr is not None),) if len(need) > 10 else ()
     return (
         _keep(g_x, need[0]),
         _keep(g_h0, need[1], h0 is not None),
@@ -164,6 +186,7 @@ def _lstm_backward(ctx, grad_y, grad_h_n, grad_c_n, _grad_saved):
         None,  # lengths
         None,  # batch_first
         None,  # reverse
+        *w_hr_grad,
     )
 
 
@@ -216,9 +239,12 @@ def lstm(
     lengths: Tensor | None = None,
     batch_first: bool = False,
     reverse: bool = False,
+    w_hr: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """One LSTM layer in one direction: returns (y, h_n, c_n, saved). See the module docstring for shapes."""
-    return torch.ops.tsrnn.lstm.default(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse)
+    """One LSTM layer in one direction (w_hr: its projection): returns (y, h_n, c_n, saved). Shapes: see above."""
+    if w_hr is None:
+        return torch.ops.tsrnn.lstm.default(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse)
+    return torch.ops.tsrnn.lstm.default(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, w_hr)
 
 
 def gru(

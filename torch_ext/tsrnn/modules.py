@@ -6,9 +6,9 @@ constructor, its validation, ``reset_parameters``, the parameter names and the `
 any instance of those.)
 
 ``forward`` composes one ``torch.ops.tsrnn`` call per layer and direction: the reverse direction is the kernel's
-``reverse`` flag, a PackedSequence becomes a padded batch plus the kernel's per-sequence ``lengths``, and
-dropout is applied between layers in training mode, as nn.* does. Parts of the nn.* interface that are not wired
-to the kernels yet raise NotImplementedError instead of computing something different.
+``reverse`` flag, a PackedSequence becomes a padded batch plus the kernel's per-sequence ``lengths``, an LSTM's
+``proj_size`` is the kernel's projection ``w_hr`` (applied inside its time loop), and dropout is applied between
+layers in training mode, as nn.* does.
 """
 
 from __future__ import annotations
@@ -23,20 +23,8 @@ from . import _ops
 __all__ = ["LSTM", "GRU"]
 
 
-def _unsupported(module: nn.RNNBase, what: str) -> NotImplementedError:
-    name = type(module).__name__
-    return NotImplementedError(
-        f"tsrnn.{name} does not support {what} yet; use torch.nn.{name} for this model "
-        f"(tsrnn.to_torch / load_state_dict keep the same weights)"
-    )
-
-
 class _TsrnnRNNMixin:
     """Shared forward plumbing for the two cells: argument checks as nn.*, then one op per layer and direction."""
-
-    def _check_supported(self) -> None:
-        if getattr(self, "proj_size", 0) > 0:
-            raise _unsupported(self, f"proj_size={self.proj_size}")
 
     def _prepare(self, input, hx, num_states: int):
         """nn.*'s input/hx handling. Returns (padded input, lengths or None, states or None, is_batched, packed),
@@ -85,16 +73,17 @@ class _TsrnnRNNMixin:
         return x, lengths, states, is_batched, packed
 
     def _layer_weights(self, layer: int, suffix: str = ""):
+        """(w_ih, w_hh, b_ih, b_hh, w_hr) of one layer and direction; None for what the module does not have."""
         w_ih = getattr(self, f"weight_ih_l{layer}{suffix}")
         w_hh = getattr(self, f"weight_hh_l{layer}{suffix}")
         b_ih = getattr(self, f"bias_ih_l{layer}{suffix}") if self.bias else None
         b_hh = getattr(self, f"bias_hh_l{layer}{suffix}") if self.bias else None
-        return w_ih, w_hh, b_ih, b_hh
+        w_hr = getattr(self, f"weight_hr_l{layer}{suffix}") if self.proj_size > 0 else None
+        return w_ih, w_hh, b_ih, b_hh, w_hr
 
     def _run(self, input, hx, num_states: int, call):
         """Runs every layer and direction through ``call(x, states_k, weights, lengths, reverse)``, which returns
         (y, new_states_tuple, saved). Returns (output, tuple of stacked final states, tuple of saved)."""
-        self._check_supported()
         x, lengths, states, is_batched, packed = self._prepare(input, hx, num_states)
         dirs = 2 if self.bidirectional else 1
         finals = [[] for _ in range(num_states)]
@@ -140,7 +129,8 @@ class LSTM(_TsrnnRNNMixin, nn.RNNBase):
     Same constructor, parameters and ``state_dict`` as nn.LSTM. ``forward(input, hx=None, return_gates=False)``
     returns ``(output, (h_n, c_n))`` like nn.LSTM; with ``return_gates=True`` a third element holds the
     kernel's saved activations, a tuple with one tensor per layer and direction (index ``layer * dirs + d``),
-    each (T, B, 6H) time-major (T, 6H unbatched): ``[i f g o | c_t | h_t]`` per step.
+    each (T, B, 6H) time-major (T, 6H unbatched): ``[i f g o | c_t | h_t]`` per step, or with ``proj_size`` P
+    (T, B, 6H + P): ``[i f g o | c_t | m_t | h_t]``, m_t = o * tanh(c_t) and h_t = m_t W_hr^T.
     """
 
     def __init__(self, *args, **kwargs):
@@ -153,7 +143,10 @@ class LSTM(_TsrnnRNNMixin, nn.RNNBase):
 
     def forward(self, input, hx=None, return_gates: bool = False):
         def call(x, states, weights, lengths, reverse):
-            y, h_n, c_n, saved = _ops.lstm(x, *states, *weights, lengths, self.batch_first, reverse)
+            w_ih, w_hh, b_ih, b_hh, w_hr = weights
+            y, h_n, c_n, saved = _ops.lstm(
+                x, *states, w_ih, w_hh, b_ih, b_hh, lengths, self.batch_first, reverse, w_hr=w_hr
+            )
             return y, (h_n, c_n), saved
 
         output, (h_n, c_n), saved = self._run(input, hx, 2, call)
@@ -186,7 +179,9 @@ class GRU(_TsrnnRNNMixin, nn.RNNBase):
 
     def forward(self, input, hx=None, return_gates: bool = False):
         def call(x, states, weights, lengths, reverse):
-            y, h_n, saved = _ops.gru(x, states[0], *weights, lengths, self.batch_first, reverse, self.reset_after)
+            y, h_n, saved = _ops.gru(
+                x, states[0], *weights[:4], lengths, self.batch_first, reverse, self.reset_after
+            )
             return y, (h_n,), saved
 
         output, (h_n,), saved = self._run(input, hx, 1, call)

@@ -7,7 +7,8 @@ GRU with reset_after=False, the saved-activation layout, zero lengths.
 Semantics (kernels/include/tsrnn.h): sequence b has length L = lengths[b] (T when lengths is None); reverse walks
 t = L-1 .. 0, forward t = 0 .. L-1; past L, y and saved rows are zero and the state stops updating, so h_n / c_n
 hold the state after the last valid step (h0 / c0 when L = 0). saved is (T, B, S), time-major:
-LSTM [i f g o | c_t | h_t] (S = 6H), GRU [r z n | hn | h_t] (S = 5H) with hn = h_{t-1} W_hn^T + b_hn
+LSTM [i f g o | c_t | h_t] (S = 6H), with a projection w_hr (P, H) [i f g o | c_t | m_t | h_t] (S = 6H + P,
+m_t = o * tanh(c_t), h_t = m_t w_hr^T), GRU [r z n | hn | h_t] (S = 5H) with hn = h_{t-1} W_hn^T + b_hn
 (reset_after) or (r * h_{t-1}) W_hn^T + b_hn (not reset_after).
 """
 
@@ -64,12 +65,13 @@ def lstm_reference(
     lengths: Tensor | None = None,
     batch_first: bool = False,
     reverse: bool = False,
+    w_hr: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """torch.ops.tsrnn.lstm in plain torch: returns (y, h_n, c_n, saved)."""
     x_tm, x_steps, index, valid = _prepare(x, batch_first, lengths, reverse)
     T, B = x_tm.shape[0], x_tm.shape[1]
-    H = w_hh.shape[1]
-    h = h0 if h0 is not None else x.new_zeros(B, H)
+    H, R = w_hh.shape[0] // 4, w_hh.shape[1]
+    h = h0 if h0 is not None else x.new_zeros(B, R)
     c = c0 if c0 is not None else x.new_zeros(B, H)
     ys, rows = [], []
     for k in range(T):
@@ -77,14 +79,16 @@ def lstm_reference(
         i, f, g, o = gates.chunk(4, dim=1)
         i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
         c_new = f * c + i * g
-        h_new = o * torch.tanh(c_new)
+        m_new = o * torch.tanh(c_new)
+        h_new = m_new if w_hr is None else m_new @ w_hr.t()
         m = valid[k].unsqueeze(1)  # (B, 1): does sequence b take step k?
         h, c = torch.where(m, h_new, h), torch.where(m, c_new, c)
         ys.append(torch.where(m, h_new, torch.zeros_like(h_new)))
-        row = torch.cat([i, f, g, o, c_new, h_new], dim=1)
+        parts = [i, f, g, o, c_new, h_new] if w_hr is None else [i, f, g, o, c_new, m_new, h_new]
+        row = torch.cat(parts, dim=1)
         rows.append(torch.where(m, row, torch.zeros_like(row)))
-    y = _to_time_order(ys, index, x.new_zeros(T, B, H))
-    saved = _to_time_order(rows, index, x.new_zeros(T, B, 6 * H))
+    y = _to_time_order(ys, index, x.new_zeros(T, B, R))
+    saved = _to_time_order(rows, index, x.new_zeros(T, B, 6 * H + (0 if w_hr is None else R)))
     return (y.transpose(0, 1) if batch_first else y), h, c, saved
 
 

@@ -1,0 +1,181 @@
+// One preparation per op, shared by the CPU and CUDA registrations: every argument check, the inputs as the
+// kernel takes them (contiguous where tsrnn.h wants them so), the outputs allocated on x's device, and the
+// desc. A device file then only fills in its part of the desc (num_threads or stream), gets a workspace and
+// calls its C function. No arithmetic on tensor data happens here.
+//
+// When no step runs (T = 0 or B = 0) the outputs are final already (empty sequences, the given states or zeros,
+// zero gradients) and `run` is false: the kernel is not called.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "common.h"
+
+namespace tsrnn_shim {
+// Internal linkage, as everything the device files define: torch's stable Tensor has hidden visibility.
+namespace {
+
+using OptTensor = std::optional<Tensor>;
+
+inline Tensor zeros(const Tensor &like, std::vector<int64_t> shape) { return torch::stable::new_zeros(like, shape); }
+inline Tensor empty(const Tensor &like, std::vector<int64_t> shape) { return torch::stable::new_empty(like, shape); }
+
+// A state output when no step runs: the given state, or zeros of shape (B, W).
+inline Tensor state_or_zeros(const OptTensor &state, const Tensor &like, int64_t B, int64_t W) {
+    return state.has_value() ? torch::stable::clone(*state) : zeros(like, {B, W});
+}
+
+template <class real> real *out(const Tensor &t) { return t.mutable_data_ptr<real>(); }
+template <class real> real *out(const OptTensor &t) { return t.has_value() ? t->mutable_data_ptr<real>() : nullptr; }
+template <class real> const real *in(const Tensor &t) { return t.const_data_ptr<real>(); }
+
+// Scratch of tsrnn_workspace_size bytes as a uint8 tensor on x's device; both of torch's allocators align to at
+// least 64 bytes, which is checked.
+struct Workspace {
+    OptTensor buffer;
+    void *data = nullptr;
+    size_t bytes = 0;
+};
+
+inline Workspace workspace(const ArgCheck &c, tsrnn_cell cell, tsrnn_pass pass, tsrnn_backend backend,
+                           const tsrnn_desc &d, const Tensor &like) {
+    Workspace w;
+    c.status(tsrnn_workspace_size(cell, pass, backend, c.kernel_dtype(), &d, &w.bytes), "tsrnn_workspace_size");
+    if (w.bytes == 0) return w;
+    STD_TORCH_CHECK(w.bytes <= static_cast<size_t>(INT64_MAX), c.op(), ": workspace of ", w.bytes,
+                    " bytes is too large");
+    w.buffer = torch::stable::new_empty(like, {static_cast<int64_t>(w.bytes)}, ScalarType::Byte);
+    w.data = w.buffer->mutable_data_ptr();
+    STD_TORCH_CHECK(reinterpret_cast<uintptr_t>(w.data) % TSRNN_WORKSPACE_ALIGN == 0, c.op(),
+                    ": the allocator returned a workspace that is not ", TSRNN_WORKSPACE_ALIGN, "-byte aligned");
+    return w;
+}
+
+// grad_y: checked against (T, B, R) in the caller's convention, and kept strided when the kernel can take it so.
+inline OptTensor check_grad_y(const ArgCheck &c, const OptTensor &grad_y, const Sizes &s) {
+    if (!grad_y.has_value()) return std::nullopt;
+    c.floating("grad_y", *grad_y, s.seq(s.R), s.seq_letters('R').c_str());
+    return seq_input(*grad_y, s);
+}
+
+// ---- forward ----------------------------------------------------------------------------------------------
+
+// tsrnn::lstm and tsrnn::gru (c0, c_n, w_hr: LSTM only).
+struct Forward {
+    Sizes s{};
+    Tensor x, w_ih, w_hh;
+    OptTensor h0, c0, b_ih, b_hh, w_hr, lengths;
+    Tensor y, h_n, saved;
+    OptTensor c_n;
+    bool run = false;
+    tsrnn_desc desc{};
+};
+
+inline Forward prepare_forward(const ArgCheck &c, tsrnn_cell cell, const Tensor &x, const OptTensor &h0,
+                               const OptTensor &c0, const Tensor &w_ih, const Tensor &w_hh, const OptTensor &b_ih,
+                               const OptTensor &b_hh, const OptTensor &w_hr, const OptTensor &lengths,
+                               bool batch_first, bool reverse, bool reset_after) {
+    const bool lstm = cell == TSRNN_CELL_LSTM;
+    const Sizes s = check_sizes(c, cell, x, w_ih, w_hh, w_hr, batch_first);
+    Forward f;
+    f.s = s;
+    f.x = seq_input(x, s);
+    f.w_ih = torch::stable::contiguous(w_ih);
+    f.w_hh = torch::stable::contiguous(w_hh);
+    f.h0 = check_hidden(c, "h0", h0, s);
+    if (lstm) f.c0 = check_cell(c, "c0", c0, s);
+    f.b_ih = check_bias(c, "b_ih", b_ih, s);
+    f.b_hh = check_bias(c, "b_hh", b_hh, s);
+    if (w_hr.has_value()) f.w_hr = torch::stable::contiguous(*w_hr);
+    f.lengths = check_lengths(c, lengths, s);
+
+    f.y = empty(x, s.seq(s.R));
+    f.saved = empty(x, {s.T, s.B, s.S});
+    f.run = s.T > 0 && s.B > 0;
+    if (!f.run) {
+        f.h_n = state_or_zeros(f.h0, x, s.B, s.R);
+        if (lstm) f.c_n = state_or_zeros(f.c0, x, s.B, s.H);
+        return f;
+    }
+    f.h_n = empty(x, {s.B, s.R});
+    if (lstm) f.c_n = empty(x, {s.B, s.H});
+    f.desc = make_desc(s, strides_of(f.x, s), strides_of(f.y, s), ptr<int64_t>(f.lengths), reverse,
+                       lstm ? 0 : (reset_after ? 1 : 0));
+    return f;
+}
+
+// ---- backward ---------------------------------------------------------------------------------------------
+
+// tsrnn::lstm_backward and tsrnn::gru_backward (c0, grad_c_n, grad_c0, w_hr, grad_w_hr: LSTM only).
+struct Backward {
+    Sizes s{};
+    Tensor x, w_ih, w_hh, saved;
+    OptTensor h0, c0, w_hr, lengths, grad_y, grad_h_n, grad_c_n;
+    Tensor grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh;
+    OptTensor grad_c0;
+    Tensor grad_w_hr; // (P, H); (0, H) without a projection
+    bool run = false;
+    tsrnn_desc desc{};
+};
+
+inline Backward prepare_backward(const ArgCheck &c, tsrnn_cell cell, const Tensor &x, const OptTensor &h0,
+                                 const OptTensor &c0, const Tensor &w_ih, const Tensor &w_hh, const OptTensor &w_hr,
+                                 const Tensor &saved, const OptTensor &lengths, const OptTensor &grad_y,
+                                 const OptTensor &grad_h_n, const OptTensor &grad_c_n, bool batch_first, bool reverse,
+                                 bool reset_after) {
+    const bool lstm = cell == TSRNN_CELL_LSTM;
+    const Sizes s = check_sizes(c, cell, x, w_ih, w_hh, w_hr, batch_first);
+    Backward g;
+    g.s = s;
+    g.x = torch::stable::contiguous(x);
+    g.w_ih = torch::stable::contiguous(w_ih);
+    g.w_hh = torch::stable::contiguous(w_hh);
+    g.h0 = check_hidden(c, "h0", h0, s);
+    if (lstm) g.c0 = check_cell(c, "c0", c0, s);
+    if (w_hr.has_value()) g.w_hr = torch::stable::contiguous(*w_hr);
+    const std::string saved_letters = lstm ? (s.P > 0 ? "(T, B, 6*H + P)" : "(T, B, 6*H)") : "(T, B, 5*H)";
+    c.floating("saved", saved, {s.T, s.B, s.S}, saved_letters.c_str());
+    g.saved = torch::stable::contiguous(saved);
+    g.lengths = check_lengths(c, lengths, s);
+    g.grad_y = check_grad_y(c, grad_y, s);
+    g.grad_h_n = check_hidden(c, "grad_h_n", grad_h_n, s);
+    if (lstm) g.grad_c_n = check_cell(c, "grad_c_n", grad_c_n, s);
+
+    const int64_t GH = s.G * s.H;
+    g.run = s.T > 0 && s.B > 0;
+    if (!g.run) {
+        g.grad_x = zeros(x, s.seq(s.D));
+        g.grad_h0 = state_or_zeros(g.grad_h_n, x, s.B, s.R);
+        if (lstm) g.grad_c0 = state_or_zeros(g.grad_c_n, x, s.B, s.H);
+        g.grad_w_ih = zeros(x, {GH, s.D});
+        g.grad_w_hh = zeros(x, {GH, s.R});
+        g.grad_b_ih = zeros(x, {GH});
+        g.grad_b_hh = zeros(x, {GH});
+        g.grad_w_hr = zeros(x, {s.P, s.H});
+        return g;
+    }
+    g.grad_x = empty(x, s.seq(s.D));
+    g.grad_h0 = empty(x, {s.B, s.R});
+    if (lstm) g.grad_c0 = empty(x, {s.B, s.H});
+    g.grad_w_ih = empty(x, {GH, s.D});
+    g.grad_w_hh = empty(x, {GH, s.R});
+    g.grad_b_ih = empty(x, {GH});
+    g.grad_b_hh = empty(x, {GH});
+    g.grad_w_hr = empty(x, {s.P, s.H});
+
+    // x and grad_x share the desc's x strides: both contiguous in the caller's convention.
+    const SeqStrides y_strides = g.grad_y.has_value() ? strides_of(*g.grad_y, s) : contiguous_strides(s, s.R);
+    g.desc = make_desc(s, strides_of(g.grad_x, s), y_strides, ptr<int64_t>(g.lengths), reverse,
+                       lstm ? 0 : (reset_after ? 1 : 0));
+    return g;
+}
+
+// grad_w_hr as the kernel takes it: NULL without a projection.
+template <class real> real *grad_w_hr_ptr(const Backward &g) {
+    return g.s.P > 0 ? g.grad_w_hr.mutable_data_ptr<real>() : nullptr;
+}
+
+} // namespace
+} // namespace tsrnn_shim
