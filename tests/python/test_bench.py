@@ -26,6 +26,18 @@ def test_bench_small_grid_writes_json_chart_and_table(tmp_path, capsys):
     assert "| lstm | forward | 2 | 5 | 8 | 8 |" in table and "python -m tsrnn bench --H 8" in table
 
 
+def test_peak_probe_measures_the_cpu():
+    """The probe is built with the op library; its peak is positive, fp64 at most fp32, and every result's
+    percentage of it follows from its GFLOP/s."""
+    assert bench.peak_binary() is not None, "peak_gflops was not built next to the op library"
+    peak = bench.measure_peak(1)
+    assert peak["threads"] == 1 and peak["vector_bits"] in (128, 256, 512)
+    assert 0 < peak["fp64_gflops"] <= peak["fp32_gflops"] * 1.1
+    r = {"tsrnn_gflops": peak["fp32_gflops"] / 4, "device": "cpu"}
+    assert bench.percent_of_peak(r, {"peak": peak}) == pytest.approx(25.0)
+    assert bench.percent_of_peak(r, {"peak": None}) is None
+
+
 def test_grid_has_the_named_points_and_no_duplicates():
     points = bench.grid()
     assert len(points) == len(set(points))

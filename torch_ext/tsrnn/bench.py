@@ -13,12 +13,14 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import time
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
+from . import _ops
 from .modules import GRU, LSTM
 
 GATES = {"lstm": 4, "gru": 3}
@@ -153,6 +155,26 @@ def _cpu_name() -> str:
     return platform.processor()
 
 
+def peak_binary() -> str | None:
+    """The peak probe (scripts/peak_gflops.c, built by CMake): next to the package when installed, else next to
+    the op library of a dev build."""
+    for folder in (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(_ops.LIBRARY_PATH)):
+        path = os.path.join(folder, "peak_gflops")
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def measure_peak(threads: int) -> dict | None:
+    """The CPU's measured FMA peak at `threads` threads: {"fp32_gflops", "fp64_gflops", "vector_bits", ...}, or
+    None when the probe was not built."""
+    path = peak_binary()
+    if path is None:
+        return None
+    out = subprocess.run([path, str(threads)], check=True, capture_output=True, text=True, timeout=120).stdout
+    return json.loads(out)
+
+
 def machine_info(device: str = "cpu") -> dict:
     info = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -165,7 +187,15 @@ def machine_info(device: str = "cpu") -> dict:
     }
     if device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(device)
+    else:
+        info["peak"] = measure_peak(torch.get_num_threads())
     return info
+
+
+def percent_of_peak(r: dict, machine: dict) -> float | None:
+    """tsrnn's achieved fp32 GFLOP/s at a CPU point as a percentage of the measured peak."""
+    peak = (machine.get("peak") or {}).get("fp32_gflops")
+    return 100.0 * r["tsrnn_gflops"] / peak if peak and r.get("device", "cpu") == "cpu" else None
 
 
 HEADER = (f"{'cell':<5} {'mode':<8} {'B':>4} {'T':>4} {'D':>5} {'H':>5} | {'tsrnn ms':>9} {'torch ms':>9} "
@@ -183,6 +213,11 @@ def run(points: list[Point], reps: int = 20, out: str | None = None, chart: str 
         raise RuntimeError("tsrnn bench: --device cuda asked for, but torch.cuda.is_available() is False")
     named = [dict(s) for s in NAMED]
     results, skipped = [], []
+    machine = machine_info(points[0].device if points else "cpu")
+    if machine.get("peak"):
+        pk = machine["peak"]
+        log(f"measured peak at {pk['threads']} threads ({pk['vector_bits']}-bit FMA): fp32 {pk['fp32_gflops']:.1f} "
+            f"GFLOP/s, fp64 {pk['fp64_gflops']:.1f} GFLOP/s")
     log(HEADER)
     for p in points:
         r = time_point(p, reps=reps, skip_slow=skip_slow and p.device == "cpu" and p.shape not in named)
@@ -193,8 +228,9 @@ def run(points: list[Point], reps: int = 20, out: str | None = None, chart: str 
             continue
         results.append(r)
         log(format_row(r))
-    doc = {"command": command, "machine": machine_info(points[0].device if points else "cpu"),
-           "results": results, "skipped": skipped}
+    for r in results:
+        r["tsrnn_pct_peak"] = percent_of_peak(r, machine)
+    doc = {"command": command, "machine": machine, "results": results, "skipped": skipped}
     if out:
         os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
         with open(out, "w") as f:
@@ -227,11 +263,16 @@ def write_chart(doc: dict, path: str) -> None:
 def markdown_table(doc: dict) -> str:
     """The README's results table, generated from a benchmark JSON."""
     m = doc["machine"]
+    peak = m.get("peak")
+    peak_text = (f" Measured fp32 peak {peak['fp32_gflops']:.1f} GFLOP/s at {peak['threads']} threads "
+                 f"(scripts/peak_gflops.c)." if peak else "")
     lines = [f"Machine: {m.get('gpu', m['processor'])}, {m['cores']} cores, torch {m['torch']}, {m['threads']} "
-             f"threads, {m['date'][:10]}. Command: `{doc.get('command') or 'python -m tsrnn bench'}`.", "",
-             "| cell | mode | B | T | D | H | tsrnn ms | nn.* ms | speedup | tsrnn GFLOP/s |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             f"threads, {m['date'][:10]}.{peak_text} Command: `{doc.get('command') or 'python -m tsrnn bench'}`.", "",
+             "| cell | mode | B | T | D | H | tsrnn ms | nn.* ms | speedup | tsrnn GFLOP/s | % of peak |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in doc["results"]:
+        pct = r.get("tsrnn_pct_peak")
         lines.append(f"| {r['cell']} | {r['mode']} | {r['B']} | {r['T']} | {r['D']} | {r['H']} | {r['tsrnn_ms']:.3f} "
-                     f"| {r['torch_ms']:.3f} | {r['speedup']:.2f}x | {r['tsrnn_gflops']:.1f} |")
+                     f"| {r['torch_ms']:.3f} | {r['speedup']:.2f}x | {r['tsrnn_gflops']:.1f} | "
+                     f"{'' if pct is None else f'{pct:.0f}%'} |")
     return "\n".join(lines)
