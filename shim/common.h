@@ -19,6 +19,14 @@
 
 #include "tsrnn.h"
 
+// Fails the argument `arg` of the op that `check` (an ArgCheck) checks unless `cond` holds. `what` (a message
+// expression) is only built on failure: these checks run on every call, where string building would cost more
+// than the small kernels themselves.
+#define TSRNN_SHIM_CHECK(check, cond, arg, what)                                                                 \
+    do {                                                                                                         \
+        if (!(cond)) (check).fail((arg), (what));                                                                \
+    } while (0)
+
 namespace tsrnn_shim {
 
 using torch::headeronly::ScalarType;
@@ -83,7 +91,7 @@ class ArgCheck {
   public:
     ArgCheck(const char *op, const Tensor &x, Placement where) : op_(op), where_(where) {
         ScalarType t = x.scalar_type();
-        fail_unless(t == ScalarType::Float || t == ScalarType::Double, "x",
+        TSRNN_SHIM_CHECK(*this, t == ScalarType::Float || t == ScalarType::Double, "x",
                     std::string("must be float32 or float64, but got ") + dtype_name(t));
         dtype_ = t;
         device("x", x);
@@ -94,9 +102,6 @@ class ArgCheck {
 
     [[noreturn]] void fail(const char *arg, const std::string &what) const {
         throw std::runtime_error(std::string(op_) + ": argument '" + arg + "' " + what);
-    }
-    void fail_unless(bool ok, const char *arg, const std::string &what) const {
-        if (!ok) fail(arg, what);
     }
 
     void device(const char *arg, const Tensor &t) const {
@@ -112,7 +117,7 @@ class ArgCheck {
     // A floating tensor of the call: x's dtype, x's device, the given shape.
     void floating(const char *arg, const Tensor &t, const std::vector<int64_t> &shape,
                   const char *shape_letters) const {
-        fail_unless(t.scalar_type() == dtype_, arg,
+        TSRNN_SHIM_CHECK(*this, t.scalar_type() == dtype_, arg,
                     std::string("must have the same dtype as x (") + dtype_name(dtype_) + "), but got " +
                         dtype_name(t.scalar_type()));
         device(arg, t);
@@ -131,7 +136,7 @@ class ArgCheck {
     }
 
     void rank(const char *arg, const Tensor &t, int64_t dims, const char *shape_letters) const {
-        fail_unless(t.dim() == dims, arg,
+        TSRNN_SHIM_CHECK(*this, t.dim() == dims, arg,
                     "must be " + std::to_string(dims) + "-D " + shape_letters + ", but got a " +
                         std::to_string(t.dim()) + "-D tensor of shape " + shape_string(t));
     }
@@ -184,18 +189,18 @@ inline Sizes check_sizes(const ArgCheck &c, tsrnn_cell cell, const Tensor &x, co
     s.T = x.size(batch_first ? 1 : 0);
     s.B = x.size(batch_first ? 0 : 1);
     s.D = x.size(2);
-    c.fail_unless(s.D >= 1, "x", "must have at least one feature (D >= 1), but got shape " + shape_string(x));
+    TSRNN_SHIM_CHECK(c, s.D >= 1, "x", "must have at least one feature (D >= 1), but got shape " + shape_string(x));
 
     // H comes from w_hh's G*H rows, R from its columns (H, or P with a projection).
     c.rank("w_hh", w_hh, 2, gr);
     s.H = w_hh.size(0) / s.G;
-    c.fail_unless(s.H >= 1 && w_hh.size(0) % s.G == 0 && w_hh.size(1) >= 1, "w_hh",
+    TSRNN_SHIM_CHECK(c, s.H >= 1 && w_hh.size(0) % s.G == 0 && w_hh.size(1) >= 1, "w_hh",
                   std::string("must have shape ") + gr + " with H >= 1, but got " + shape_string(w_hh));
     if (w_hr.has_value()) {
-        c.fail_unless(cell == TSRNN_CELL_LSTM, "w_hr", "must be None: only an LSTM has a projection");
+        TSRNN_SHIM_CHECK(c, cell == TSRNN_CELL_LSTM, "w_hr", "must be None: only an LSTM has a projection");
         c.rank("w_hr", *w_hr, 2, "(P, H)");
         s.P = w_hr->size(0);
-        c.fail_unless(s.P >= 1 && s.P < s.H, "w_hr",
+        TSRNN_SHIM_CHECK(c, s.P >= 1 && s.P < s.H, "w_hr",
                       "must have shape (P, H) with 1 <= P < H = " + std::to_string(s.H) + ", but got " +
                           shape_string(*w_hr));
         c.floating("w_hr", *w_hr, {s.P, s.H}, "(P, H)");
@@ -209,12 +214,16 @@ inline Sizes check_sizes(const ArgCheck &c, tsrnn_cell cell, const Tensor &x, co
     return s;
 }
 
+// t itself when it is contiguous already (a direct C-shim query), else a contiguous copy: the stable contiguous()
+// is a dispatcher call by name even when it has nothing to do.
+inline Tensor contig(const Tensor &t) { return t.is_contiguous() ? t : torch::stable::contiguous(t); }
+
 // Optional (B, R) hidden state (h0, grad_h_n): checked and made contiguous; nullopt stays nullopt.
 inline std::optional<Tensor> check_hidden(const ArgCheck &c, const char *arg, const std::optional<Tensor> &t,
                                           const Sizes &s) {
     if (!t.has_value()) return std::nullopt;
     c.floating(arg, *t, {s.B, s.R}, s.P > 0 ? "(B, P)" : "(B, H)");
-    return torch::stable::contiguous(*t);
+    return contig(*t);
 }
 
 // Optional (B, H) cell state (c0, grad_c_n).
@@ -222,29 +231,29 @@ inline std::optional<Tensor> check_cell(const ArgCheck &c, const char *arg, cons
                                         const Sizes &s) {
     if (!t.has_value()) return std::nullopt;
     c.floating(arg, *t, {s.B, s.H}, "(B, H)");
-    return torch::stable::contiguous(*t);
+    return contig(*t);
 }
 
 inline std::optional<Tensor> check_bias(const ArgCheck &c, const char *arg, const std::optional<Tensor> &t,
                                         const Sizes &s) {
     if (!t.has_value()) return std::nullopt;
     c.floating(arg, *t, {s.G * s.H}, s.G == 4 ? "(4*H,)" : "(3*H,)");
-    return torch::stable::contiguous(*t);
+    return contig(*t);
 }
 
 // lengths: int64 CPU tensor (B,) with every value in [0, T]; always a host tensor, whatever x's device.
 inline std::optional<Tensor> check_lengths(const ArgCheck &c, const std::optional<Tensor> &lengths, const Sizes &s) {
     if (!lengths.has_value()) return std::nullopt;
     const Tensor &l = *lengths;
-    c.fail_unless(l.scalar_type() == ScalarType::Long, "lengths",
+    TSRNN_SHIM_CHECK(c, l.scalar_type() == ScalarType::Long, "lengths",
                   std::string("must be an int64 tensor, but got ") + dtype_name(l.scalar_type()));
-    c.fail_unless(l.device().type() == DeviceType::CPU, "lengths",
+    TSRNN_SHIM_CHECK(c, l.device().type() == DeviceType::CPU, "lengths",
                   "must be a CPU tensor, but is on " + device_name(l));
     c.shape("lengths", l, {s.B}, "(B,)");
-    Tensor lc = torch::stable::contiguous(l);
+    Tensor lc = contig(l);
     const int64_t *v = lc.const_data_ptr<int64_t>();
     for (int64_t b = 0; b < s.B; ++b)
-        c.fail_unless(0 <= v[b] && v[b] <= s.T, "lengths",
+        TSRNN_SHIM_CHECK(c, 0 <= v[b] && v[b] <= s.T, "lengths",
                       "must hold values in [0, T] = [0, " + std::to_string(s.T) + "], but lengths[" +
                           std::to_string(b) + "] = " + std::to_string(v[b]));
     return lc;

@@ -36,7 +36,7 @@ struct CudaCall {
 
     CudaCall(const char *op, const Tensor &x)
         : check(op, x, placement_of(x)), guard(device_index_of(op, x)) {
-        check.fail_unless(x.scalar_type() == ScalarType::Float, "x",
+        TSRNN_SHIM_CHECK(check, x.scalar_type() == ScalarType::Float, "x",
                           std::string("must be float32: the CUDA kernels are fp32 only, but got ") +
                               dtype_name(x.scalar_type()));
         const AOTITorchError err = aoti_torch_get_current_cuda_stream(x.get_device_index(), &stream);
@@ -59,7 +59,7 @@ struct CudaCall {
     }
 
     void no_projection(const OptTensor &w_hr) const {
-        check.fail_unless(!w_hr.has_value(), "w_hr",
+        TSRNN_SHIM_CHECK(check, !w_hr.has_value(), "w_hr",
                           "must be None on CUDA: the CUDA kernels have no LSTM projection (proj_size) yet");
     }
 };

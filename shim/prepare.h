@@ -20,7 +20,29 @@ namespace {
 using OptTensor = std::optional<Tensor>;
 
 inline Tensor zeros(const Tensor &like, std::vector<int64_t> shape) { return torch::stable::new_zeros(like, shape); }
-inline Tensor empty(const Tensor &like, std::vector<int64_t> shape) { return torch::stable::new_empty(like, shape); }
+
+// A new uninitialized contiguous tensor on like's device, of like's dtype or the given C-shim dtype code. Made by
+// the C shim's empty_strided, a direct call: the 2.10 stable new_empty goes through the dispatcher by name and
+// boxes its arguments, which costs more than a small kernel call (measured with callgrind on the notebook ops).
+inline Tensor empty(const Tensor &like, const std::vector<int64_t> &shape, std::optional<int32_t> dtype = std::nullopt) {
+    std::vector<int64_t> strides(shape.size());
+    int64_t stride = 1;
+    for (size_t i = shape.size(); i-- > 0;) {
+        strides[i] = stride;
+        stride *= shape[i] > 1 ? shape[i] : 1;
+    }
+    int32_t dt = 0, device_type = 0, device_index = 0;
+    if (dtype.has_value())
+        dt = *dtype;
+    else
+        STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_dtype(like.get(), &dt));
+    STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_device_type(like.get(), &device_type));
+    STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_device_index(like.get(), &device_index));
+    AtenTensorHandle made = nullptr;
+    STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_empty_strided(static_cast<int64_t>(shape.size()), shape.data(), strides.data(),
+                                                    dt, device_type, device_index, &made));
+    return Tensor(made);
+}
 
 // A state output when no step runs: the given state, or zeros of shape (B, W).
 inline Tensor state_or_zeros(const OptTensor &state, const Tensor &like, int64_t B, int64_t W) {
@@ -46,7 +68,7 @@ inline Workspace workspace(const ArgCheck &c, tsrnn_cell cell, tsrnn_pass pass, 
     if (w.bytes == 0) return w;
     STD_TORCH_CHECK(w.bytes <= static_cast<size_t>(INT64_MAX), c.op(), ": workspace of ", w.bytes,
                     " bytes is too large");
-    w.buffer = torch::stable::new_empty(like, {static_cast<int64_t>(w.bytes)}, ScalarType::Byte);
+    w.buffer = empty(like, {static_cast<int64_t>(w.bytes)}, aoti_torch_dtype_uint8());
     w.data = w.buffer->mutable_data_ptr();
     STD_TORCH_CHECK(reinterpret_cast<uintptr_t>(w.data) % TSRNN_WORKSPACE_ALIGN == 0, c.op(),
                     ": the allocator returned a workspace that is not ", TSRNN_WORKSPACE_ALIGN, "-byte aligned");
@@ -82,13 +104,13 @@ inline Forward prepare_forward(const ArgCheck &c, tsrnn_cell cell, const Tensor 
     Forward f;
     f.s = s;
     f.x = seq_input(x, s);
-    f.w_ih = torch::stable::contiguous(w_ih);
-    f.w_hh = torch::stable::contiguous(w_hh);
+    f.w_ih = contig(w_ih);
+    f.w_hh = contig(w_hh);
     f.h0 = check_hidden(c, "h0", h0, s);
     if (lstm) f.c0 = check_cell(c, "c0", c0, s);
     f.b_ih = check_bias(c, "b_ih", b_ih, s);
     f.b_hh = check_bias(c, "b_hh", b_hh, s);
-    if (w_hr.has_value()) f.w_hr = torch::stable::contiguous(*w_hr);
+    if (w_hr.has_value()) f.w_hr = contig(*w_hr);
     f.lengths = check_lengths(c, lengths, s);
 
     f.y = empty(x, s.seq(s.R));
@@ -129,15 +151,15 @@ inline Backward prepare_backward(const ArgCheck &c, tsrnn_cell cell, const Tenso
     const Sizes s = check_sizes(c, cell, x, w_ih, w_hh, w_hr, batch_first);
     Backward g;
     g.s = s;
-    g.x = torch::stable::contiguous(x);
-    g.w_ih = torch::stable::contiguous(w_ih);
-    g.w_hh = torch::stable::contiguous(w_hh);
+    g.x = contig(x);
+    g.w_ih = contig(w_ih);
+    g.w_hh = contig(w_hh);
     g.h0 = check_hidden(c, "h0", h0, s);
     if (lstm) g.c0 = check_cell(c, "c0", c0, s);
-    if (w_hr.has_value()) g.w_hr = torch::stable::contiguous(*w_hr);
+    if (w_hr.has_value()) g.w_hr = contig(*w_hr);
     const std::string saved_letters = lstm ? (s.P > 0 ? "(T, B, 6*H + P)" : "(T, B, 6*H)") : "(T, B, 5*H)";
     c.floating("saved", saved, {s.T, s.B, s.S}, saved_letters.c_str());
-    g.saved = torch::stable::contiguous(saved);
+    g.saved = contig(saved);
     g.lengths = check_lengths(c, lengths, s);
     g.grad_y = check_grad_y(c, grad_y, s);
     g.grad_h_n = check_hidden(c, "grad_h_n", grad_h_n, s);
