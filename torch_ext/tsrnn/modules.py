@@ -72,14 +72,14 @@ class _TsrnnRNNMixin:
                 raise ValueError(f"{name}: hx is on {s.device} but input is on {x.device}")
         return x, lengths, states, is_batched, packed
 
-    def _layer_weights(self, layer: int, suffix: str = ""):
-        """(w_ih, w_hh, b_ih, b_hh, w_hr) of one layer and direction; None for what the module does not have."""
-        w_ih = getattr(self, f"weight_ih_l{layer}{suffix}")
-        w_hh = getattr(self, f"weight_hh_l{layer}{suffix}")
-        b_ih = getattr(self, f"bias_ih_l{layer}{suffix}") if self.bias else None
-        b_hh = getattr(self, f"bias_hh_l{layer}{suffix}") if self.bias else None
-        w_hr = getattr(self, f"weight_hr_l{layer}{suffix}") if self.proj_size > 0 else None
-        return w_ih, w_hh, b_ih, b_hh, w_hr
+    def _layer_weights(self, k: int):
+        """(w_ih, w_hh, b_ih, b_hh, w_hr) of layer * dirs + direction k; None for what the module does not have.
+        Read from nn.RNNBase's _flat_weights (kept current by its __setattr__, as nn.LSTM's forward relies on):
+        per k, [w_ih, w_hh], then [b_ih, b_hh] with bias, then [w_hr] with proj_size."""
+        n = 2 + 2 * self.bias + (self.proj_size > 0)
+        w = self._flat_weights[k * n : (k + 1) * n]
+        b_ih, b_hh = (w[2], w[3]) if self.bias else (None, None)
+        return w[0], w[1], b_ih, b_hh, (w[-1] if self.proj_size > 0 else None)
 
     def _run(self, input, hx, num_states: int, call):
         """Runs every layer and direction through ``call(x, states_k, weights, lengths, reverse)``, which returns
@@ -93,7 +93,7 @@ class _TsrnnRNNMixin:
             outputs = []
             for d in range(dirs):
                 k = layer * dirs + d
-                weights = self._layer_weights(layer, "_reverse" if d else "")
+                weights = self._layer_weights(k)
                 state_k = tuple(s[k] for s in states) if states is not None else (None,) * num_states
                 y, new_states, saved = call(layer_input, state_k, weights, lengths, bool(d))
                 outputs.append(y)
@@ -104,7 +104,7 @@ class _TsrnnRNNMixin:
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, p=self.dropout, training=True)
         output = layer_input
-        finals = tuple(torch.stack(f) for f in finals)
+        finals = tuple(torch.stack(f) if len(f) > 1 else f[0].unsqueeze(0) for f in finals)
         if packed is not None:
             output = _repack(output, lengths, packed, self.batch_first)
         elif not is_batched:
