@@ -11,6 +11,7 @@
 #include <torch/csrc/stable/ops.h>
 #include <torch/csrc/stable/tensor.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <sstream>
@@ -257,6 +258,19 @@ inline std::optional<Tensor> check_lengths(const ArgCheck &c, const std::optiona
                       "must hold values in [0, T] = [0, " + std::to_string(s.T) + "], but lengths[" +
                           std::to_string(b) + "] = " + std::to_string(v[b]));
     return lc;
+}
+
+// Element counts of the call must fit the kernels' limit (kernels/common/api.c: TSRNN_MAX_ELEMS = INT64_MAX / 8).
+// Checked before anything is copied or allocated: a huge (e.g. stride-0 expanded) input gets this message instead
+// of an allocator failure whose text the stable ABI does not carry.
+inline void check_counts(const ArgCheck &c, const Sizes &s) {
+    const int64_t widest = std::max(s.D, std::max(s.S, s.R));
+    int64_t tb = 0, n = 0;
+    const bool ok = !__builtin_mul_overflow(s.T, s.B, &tb) && !__builtin_mul_overflow(tb, widest, &n) &&
+                    n <= INT64_MAX / 8;
+    if (!ok)
+        c.fail("x", "is too large: T*B*max(D, S) = " + std::to_string(s.T) + "*" + std::to_string(s.B) + "*" +
+                        std::to_string(widest) + " elements overflow the kernels' int64 element counts");
 }
 
 // A sequence input (x, grad_y) whose (t, b) strides can be handed to the kernel as they are: last dimension

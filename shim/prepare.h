@@ -75,11 +75,12 @@ inline Workspace workspace(const ArgCheck &c, tsrnn_cell cell, tsrnn_pass pass, 
     return w;
 }
 
-// grad_y: checked against (T, B, R) in the caller's convention, and kept strided when the kernel can take it so.
-inline OptTensor check_grad_y(const ArgCheck &c, const OptTensor &grad_y, const Sizes &s) {
-    if (!grad_y.has_value()) return std::nullopt;
-    c.floating("grad_y", *grad_y, s.seq(s.R), s.seq_letters('R').c_str());
-    return seq_input(*grad_y, s);
+// A copy or an output the allocator could not provide: the stable ABI's error text names only the dispatcher
+// call, so say which op and which sizes.
+[[noreturn]] inline void throw_allocation_failure(const ArgCheck &c, const Sizes &s, const std::exception &e) {
+    throw std::runtime_error(std::string(c.op()) + ": could not allocate the contiguous inputs and the outputs for " +
+                             "(T, B, D, H) = (" + std::to_string(s.T) + ", " + std::to_string(s.B) + ", " +
+                             std::to_string(s.D) + ", " + std::to_string(s.H) + ") (out of memory?): " + e.what());
 }
 
 // ---- forward ----------------------------------------------------------------------------------------------
@@ -101,20 +102,25 @@ inline Forward prepare_forward(const ArgCheck &c, tsrnn_cell cell, const Tensor 
                                bool batch_first, bool reverse, bool reset_after) {
     const bool lstm = cell == TSRNN_CELL_LSTM;
     const Sizes s = check_sizes(c, cell, x, w_ih, w_hh, w_hr, batch_first);
+    check_counts(c, s);
     Forward f;
     f.s = s;
-    f.x = seq_input(x, s);
-    f.w_ih = contig(w_ih);
-    f.w_hh = contig(w_hh);
+    // every check before the first copy or allocation
     f.h0 = check_hidden(c, "h0", h0, s);
     if (lstm) f.c0 = check_cell(c, "c0", c0, s);
     f.b_ih = check_bias(c, "b_ih", b_ih, s);
     f.b_hh = check_bias(c, "b_hh", b_hh, s);
-    if (w_hr.has_value()) f.w_hr = contig(*w_hr);
     f.lengths = check_lengths(c, lengths, s);
-
-    f.y = empty(x, s.seq(s.R));
-    f.saved = empty(x, {s.T, s.B, s.S});
+    try {
+        f.x = seq_input(x, s);
+        f.w_ih = contig(w_ih);
+        f.w_hh = contig(w_hh);
+        if (w_hr.has_value()) f.w_hr = contig(*w_hr);
+        f.y = empty(x, s.seq(s.R));
+        f.saved = empty(x, {s.T, s.B, s.S});
+    } catch (const std::exception &e) {
+        throw_allocation_failure(c, s, e);
+    }
     f.run = s.T > 0 && s.B > 0;
     if (!f.run) {
         f.h_n = state_or_zeros(f.h0, x, s.B, s.R);
@@ -149,21 +155,28 @@ inline Backward prepare_backward(const ArgCheck &c, tsrnn_cell cell, const Tenso
                                  bool reset_after) {
     const bool lstm = cell == TSRNN_CELL_LSTM;
     const Sizes s = check_sizes(c, cell, x, w_ih, w_hh, w_hr, batch_first);
+    check_counts(c, s);
     Backward g;
     g.s = s;
-    g.x = contig(x);
-    g.w_ih = contig(w_ih);
-    g.w_hh = contig(w_hh);
+    // every check before the first copy or allocation
     g.h0 = check_hidden(c, "h0", h0, s);
     if (lstm) g.c0 = check_cell(c, "c0", c0, s);
-    if (w_hr.has_value()) g.w_hr = contig(*w_hr);
     const std::string saved_letters = lstm ? (s.P > 0 ? "(T, B, 6*H + P)" : "(T, B, 6*H)") : "(T, B, 5*H)";
     c.floating("saved", saved, {s.T, s.B, s.S}, saved_letters.c_str());
-    g.saved = contig(saved);
     g.lengths = check_lengths(c, lengths, s);
-    g.grad_y = check_grad_y(c, grad_y, s);
+    if (grad_y.has_value()) c.floating("grad_y", *grad_y, s.seq(s.R), s.seq_letters('R').c_str());
     g.grad_h_n = check_hidden(c, "grad_h_n", grad_h_n, s);
     if (lstm) g.grad_c_n = check_cell(c, "grad_c_n", grad_c_n, s);
+    try {
+        g.x = contig(x);
+        g.w_ih = contig(w_ih);
+        g.w_hh = contig(w_hh);
+        if (w_hr.has_value()) g.w_hr = contig(*w_hr);
+        g.saved = contig(saved);
+        if (grad_y.has_value()) g.grad_y = seq_input(*grad_y, s);
+    } catch (const std::exception &e) {
+        throw_allocation_failure(c, s, e);
+    }
 
     const int64_t GH = s.G * s.H;
     g.run = s.T > 0 && s.B > 0;

@@ -95,6 +95,26 @@ def _fake_sizes(op: str, cell: str, x: Tensor, w_hh: Tensor, w_hr: Tensor | None
     return T, B, x.shape[2], H, w_hh.shape[1]
 
 
+def _fake_lengths(op: str, lengths: Tensor | None, B) -> None:
+    """lengths is a host tensor whatever x's device. Checked here too: a lengths tensor on 'meta' (x on the CPU)
+    sends the call to these fake kernels (Meta outranks CPU in dispatch), which would return uninitialized CPU
+    tensors as the result."""
+    if lengths is None:
+        return
+    torch._check(
+        lengths.device.type == "cpu",
+        lambda: f"{op}: argument 'lengths' must be a CPU tensor, but is on {lengths.device}",
+    )
+    torch._check(
+        lengths.dtype == torch.int64,
+        lambda: f"{op}: argument 'lengths' must be an int64 tensor, but got {lengths.dtype}",
+    )
+    torch._check(
+        lengths.dim() == 1 and lengths.shape[0] == B,
+        lambda: f"{op}: argument 'lengths' must have shape (B,) = ({B},), but got {tuple(lengths.shape)}",
+    )
+
+
 def _seq(T, B, W, batch_first):
     return (B, T, W) if batch_first else (T, B, W)
 
@@ -103,6 +123,7 @@ def _seq(T, B, W, batch_first):
 def _lstm_fake(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, w_hr=None):
     others = dict(h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr)
     T, B, _, H, R = _fake_sizes("tsrnn::lstm", "lstm", x, w_hh, w_hr, batch_first, others)
+    _fake_lengths("tsrnn::lstm", lengths, B)
     P = R if w_hr is not None else 0
     return (
         x.new_empty(_seq(T, B, R, batch_first)),
@@ -116,6 +137,7 @@ def _lstm_fake(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse,
 def _gru_fake(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, reset_after):
     others = dict(h0=h0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
     T, B, _, H, _ = _fake_sizes("tsrnn::gru", "gru", x, w_hh, None, batch_first, others)
+    _fake_lengths("tsrnn::gru", lengths, B)
     return (
         x.new_empty(_seq(T, B, H, batch_first)),
         x.new_empty((B, H)),
@@ -135,6 +157,7 @@ def _lstm_backward_fake(
     others = dict(h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, saved=saved, grad_y=grad_y, grad_h_n=grad_h_n)
     others.update(grad_c_n=grad_c_n, w_hr=w_hr)
     T, B, D, H, R = _fake_sizes("tsrnn::lstm_backward", "lstm", x, w_hh, w_hr, batch_first, others)
+    _fake_lengths("tsrnn::lstm_backward", lengths, B)
     grad_x, grad_h0, grad_c0 = x.new_empty(_seq(T, B, D, batch_first)), x.new_empty((B, R)), x.new_empty((B, H))
     grad_w_hr = x.new_empty((R if w_hr is not None else 0, H))
     return (grad_x, grad_h0, grad_c0, *_fake_weight_grads(x, 4, D, H, R), grad_w_hr)
@@ -144,6 +167,7 @@ def _lstm_backward_fake(
 def _gru_backward_fake(x, h0, w_ih, w_hh, saved, lengths, grad_y, grad_h_n, batch_first, reverse, reset_after):
     others = dict(h0=h0, w_ih=w_ih, w_hh=w_hh, saved=saved, grad_y=grad_y, grad_h_n=grad_h_n)
     T, B, D, H, _ = _fake_sizes("tsrnn::gru_backward", "gru", x, w_hh, None, batch_first, others)
+    _fake_lengths("tsrnn::gru_backward", lengths, B)
     return (x.new_empty(_seq(T, B, D, batch_first)), x.new_empty((B, H)), *_fake_weight_grads(x, 3, D, H, H))
 
 
@@ -221,6 +245,22 @@ def _gru_backward(ctx, grad_y, grad_h_n, _grad_saved):
     )
 
 
+def _no_double_backward(ctx, *grads):
+    raise RuntimeError(
+        "tsrnn: double backward through tsrnn.LSTM / tsrnn.GRU (a gradient of a gradient, e.g. after "
+        "autograd.grad(..., create_graph=True)) is not supported; use torch.nn.LSTM / torch.nn.GRU for "
+        "second-order derivatives"
+    )
+
+
+def _no_context(ctx, inputs, output):
+    pass
+
+
+# The backward ops are differentiable only in name: without these, differentiating through them would silently
+# give zero (torch warns "an autograd kernel was not registered ... may lead to silently incorrect results").
+torch.library.register_autograd("tsrnn::lstm_backward", _no_double_backward, setup_context=_no_context)
+torch.library.register_autograd("tsrnn::gru_backward", _no_double_backward, setup_context=_no_context)
 torch.library.register_autograd("tsrnn::lstm", _lstm_backward, setup_context=_lstm_setup_context)
 torch.library.register_autograd("tsrnn::gru", _gru_backward, setup_context=_gru_setup_context)
 
