@@ -29,9 +29,12 @@ static size_t take(tsrnn__cpu_layout *l, size_t bytes) {
     return at;
 }
 
-/* Threads worth starting for the call's arithmetic: a thread costs tens of microseconds to start and join. */
+/* Threads worth starting for the call's arithmetic: a thread costs tens of microseconds to start and join.
+ * Per (t, b): 4H x (D + R) gate products and P x H for the projection. */
 static int64_t threads_for_work(const tsrnn_desc *d) {
-    const double fma_lanes = 4.0 * (double)d->T * (double)d->B * (double)d->H * (double)(d->D + d->H);
+    const double R = (double)tsrnn__out_width(d);
+    const double fma_lanes =
+        (double)d->T * (double)d->B * (double)d->H * (4.0 * ((double)d->D + R) + (double)d->P);
     const double per_thread = (double)TSRNN_CPU_MIN_WORK_PER_THREAD;
     if (fma_lanes < per_thread) return 1;
     return fma_lanes / per_thread > TSRNN_CPU_MAX_THREADS ? TSRNN_CPU_MAX_THREADS : (int64_t)(fma_lanes / per_thread);
@@ -57,36 +60,44 @@ void tsrnn__cpu_layout_of(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, c
     const size_t es = dtype == TSRNN_F64 ? sizeof(double) : sizeof(float);
     const size_t pad = TSRNN_CPU_PAD_BYTES / es;
     const size_t B = (size_t)d->B, T = (size_t)d->T, D = (size_t)d->D, H = (size_t)d->H;
+    const size_t P = (size_t)d->P, R = (size_t)tsrnn__out_width(d);
     const size_t G = (size_t)tsrnn__gates(cell), M = mul_sz(T, B);
-    const size_t Hp = round_up_sz(H, pad);
+    const size_t Hp = round_up_sz(H, pad), Rp = round_up_sz(R, pad), Pp = round_up_sz(P, pad);
     const size_t LDG = (size_t)tsrnn__cpu_ld((int64_t)(4 * H), (int64_t)pad);
     const size_t Dp = round_up_sz(D, pad);
-    const int gru0 = cell == TSRNN_CELL_GRU && d->reset_after == 0, lstm = cell == TSRNN_CELL_LSTM;
+    const int gru0 = cell == TSRNN_CELL_GRU && d->reset_after == 0, lstm = cell == TSRNN_CELL_LSTM, proj = P > 0;
     const size_t row = mul_sz(Hp, es); /* bytes of one padded state row */
     *l = (tsrnn__cpu_layout){0};
     if (pass == TSRNN_PASS_FWD) {
         l->wx = take(l, mul_sz(mul_sz(D, G), row));
-        l->wh = take(l, mul_sz(mul_sz(H, G), row));
+        l->wh = take(l, mul_sz(mul_sz(R, G), row));
         l->whn = gru0 ? take(l, mul_sz(H, row)) : 0;
+        l->whr = proj ? take(l, mul_sz(mul_sz(H, Pp), es)) : 0;
         l->bias = take(l, mul_sz(4, row));
         l->hbuf = take(l, mul_sz(2 * B, row));
         l->cbuf = lstm ? take(l, mul_sz(B, row)) : 0;
+        l->mbuf = proj ? take(l, mul_sz(B, row)) : 0;
         l->gscr = gru0 ? take(l, mul_sz(3 * B, row)) : 0;
         l->rh = gru0 ? take(l, mul_sz(B, row)) : 0;
     } else {
-        const size_t LDH = (size_t)tsrnn__cpu_ld((int64_t)H, (int64_t)pad);
+        const size_t LDH = (size_t)tsrnn__cpu_ld((int64_t)R, (int64_t)pad);
         const size_t LDX = (size_t)tsrnn__cpu_ld((int64_t)D, (int64_t)pad);
+        const size_t LDM = (size_t)tsrnn__cpu_ld((int64_t)H, (int64_t)pad);
         l->dg = take(l, mul_sz(mul_sz(M, LDG), es));
         l->hprev = take(l, mul_sz(mul_sz(M, LDH), es));
         l->rhprev = gru0 ? take(l, mul_sz(mul_sz(M, LDH), es)) : 0;
         l->xc = take(l, mul_sz(mul_sz(M, LDX), es));
-        l->whhp = take(l, mul_sz(G * H, row));
+        l->dhs = proj ? take(l, mul_sz(mul_sz(M, LDH), es)) : 0;
+        l->mc = proj ? take(l, mul_sz(mul_sz(M, LDM), es)) : 0;
+        l->whhp = take(l, mul_sz(mul_sz(G * H, Rp), es));
+        l->whrp = proj ? take(l, mul_sz(P, row)) : 0;
         {   /* W_ih as column panels of Dp for grad_x, or W_ih^T (D x G*H rounded up) for its small-D form */
             size_t panels = mul_sz(G * H, Dp), rows = mul_sz(D, round_up_sz(G * H, pad));
             l->wihp = take(l, mul_sz(panels > rows ? panels : rows, es));
         }
         l->dhbuf = take(l, mul_sz(2 * B, row));
         l->dcbuf = lstm ? take(l, mul_sz(B, row)) : 0;
+        l->dmbuf = proj ? take(l, mul_sz(B, row)) : 0;
         l->drh = gru0 ? take(l, mul_sz(B, row)) : 0;
     }
     l->rows = take(l, mul_sz(B, sizeof(int64_t)));
@@ -144,13 +155,13 @@ static tsrnn_status fwd(tsrnn_cell cell, tsrnn_dtype dtype, const tsrnn_desc *de
     if (!x || !w_ih || !w_hh || !y || !h_n || (cell == TSRNN_CELL_LSTM && !c_n)) return TSRNN_ERR_NULL;
     st = tsrnn__check_projection(desc, w_hr, NULL);
     if (st != TSRNN_OK) return st;
-    if (desc->P > 0) return TSRNN_ERR_UNSUPPORTED; /* TODO(proj): being implemented */
     st = tsrnn__check_lengths_host(desc);
     if (st != TSRNN_OK) return st;
     st = tsrnn__check_workspace(workspace, workspace_bytes,
                                 tsrnn__cpu_workspace_bytes(cell, TSRNN_PASS_FWD, dtype, desc));
     if (st != TSRNN_OK) return st;
-    const tsrnn__cpu_fwd_args args = {cell, desc, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, h_n, c_n, saved, workspace};
+    const tsrnn__cpu_fwd_args args = {cell, desc, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y, h_n, c_n, saved,
+                                      workspace};
     return pick_fwd(dtype)(&args);
 }
 
@@ -164,7 +175,6 @@ static tsrnn_status bwd(tsrnn_cell cell, tsrnn_dtype dtype, const tsrnn_desc *de
     if (!x || !w_ih || !w_hh || !saved) return TSRNN_ERR_NULL;
     st = tsrnn__check_projection(desc, w_hr, grad_w_hr);
     if (st != TSRNN_OK) return st;
-    if (desc->P > 0) return TSRNN_ERR_UNSUPPORTED; /* TODO(proj): being implemented */
     if (grad_x) {
         st = tsrnn__check_grad_x_layout(desc);
         if (st != TSRNN_OK) return st;
@@ -174,10 +184,10 @@ static tsrnn_status bwd(tsrnn_cell cell, tsrnn_dtype dtype, const tsrnn_desc *de
     st = tsrnn__check_workspace(workspace, workspace_bytes,
                                 tsrnn__cpu_workspace_bytes(cell, TSRNN_PASS_BWD, dtype, desc));
     if (st != TSRNN_OK) return st;
-    const tsrnn__cpu_bwd_args args = {cell,     desc,      x,        h0,        c0,        w_ih,
-                                      w_hh,     saved,     grad_y,   grad_h_n,  grad_c_n,  grad_x,
-                                      grad_h0,  grad_c0,   grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh,
-                                      workspace};
+    const tsrnn__cpu_bwd_args args = {cell,      desc,      x,         h0,        c0,        w_ih,
+                                      w_hh,      w_hr,      saved,     grad_y,    grad_h_n,  grad_c_n,
+                                      grad_x,    grad_h0,   grad_c0,   grad_w_ih, grad_w_hh, grad_b_ih,
+                                      grad_b_hh, grad_w_hr, workspace};
     return pick_bwd(dtype)(&args);
 }
 

@@ -6,9 +6,10 @@
  * Shape letters as in tsrnn.h; in addition
  *   M   = T*B rows of the sequence matrices, row m = t*B + b
  *   Hp  = H rounded up to TSRNN_CPU_PAD_BYTES / sizeof(real) (16 floats, 8 doubles): width of internal state rows
- *   Dp  = D rounded up the same way
- *   LDG, LDH, LDX = tsrnn__cpu_ld(4H), (H), (D): leading dimensions of the backward's rows of gate gradients
- *                   (LSTM [di df dg do], GRU [dr dz dn dhn]), of h_{t-1} and of x
+ *   Dp, Rp, Pp = D, R, P rounded up the same way (Rp <= Hp: rows of h fit in rows of Hp)
+ *   LDG, LDH, LDX, LDM = tsrnn__cpu_ld(4H), (R), (D), (H): leading dimensions of the backward's rows of gate
+ *                   gradients (LSTM [di df dg do], GRU [dr dz dn dhn]), of h_{t-1} (and of dh with a projection),
+ *                   of x, and of m with a projection
  */
 #ifndef TSRNN_CPU_IMPL_H
 #define TSRNN_CPU_IMPL_H
@@ -51,11 +52,13 @@ static inline int64_t tsrnn__cpu_ld(int64_t n, int64_t pad) {
 typedef struct tsrnn__cpu_layout {
     /* forward */
     size_t wx;     /* packed W_ih^T: per block of VL hidden units, D rows of NG gate vectors (D*NG*Hp) */
-    size_t wh;     /* packed W_hh^T: the same with H rows (GRU reset_after=0: r, z only) */
+    size_t wh;     /* packed W_hh^T: the same with R rows (GRU reset_after=0: r, z only) */
     size_t whn;    /* GRU reset_after=0: W_hn^T packed the same, H*Hp */
+    size_t whr;    /* LSTM P > 0: W_hr^T (H x P) as column panels of Pp (B operand of h = m W_hr^T), H*Pp */
     size_t bias;   /* packed folded biases: 4*Hp */
-    size_t hbuf;   /* 2 x B x Hp hidden state, double buffered by step parity */
+    size_t hbuf;   /* 2 x B x Hp hidden state (R values a row), double buffered by step parity */
     size_t cbuf;   /* B x Hp LSTM cell state */
+    size_t mbuf;   /* LSTM P > 0: B x Hp m = o * tanh(c) of the step, before the projection */
     size_t gscr;   /* GRU reset_after=0: B x 3Hp [n_x r z] between the two products of a step */
     size_t rh;     /* GRU reset_after=0: B x Hp r * h_{t-1} */
     /* backward */
@@ -63,10 +66,14 @@ typedef struct tsrnn__cpu_layout {
     size_t hprev;  /* M x LDH h_{t-1} of each row */
     size_t rhprev; /* GRU reset_after=0: M x LDH r * h_{t-1} */
     size_t xc;     /* M x LDX x, zero past a sequence's length */
-    size_t whhp;   /* W_hh (G*H x H) as column panels of Hp, padded with zeros (B operand of dh = dg W_hh) */
+    size_t dhs;    /* LSTM P > 0: M x LDH dh_t of each row (grad_y added), zero past a sequence's length */
+    size_t mc;     /* LSTM P > 0: M x LDM m_t of each row, zero past a sequence's length */
+    size_t whhp;   /* W_hh (G*H x R) as column panels of Rp, padded with zeros (B operand of dh = dg W_hh) */
+    size_t whrp;   /* LSTM P > 0: W_hr (P x H) as column panels of Hp (B operand of dm = dh W_hr) */
     size_t wihp;   /* W_ih as column panels of Dp (grad_x = dg W_ih), or W_ih^T when D is small */
-    size_t dhbuf;  /* 2 x B x Hp dh carried between steps, double buffered */
+    size_t dhbuf;  /* 2 x B x Hp dh carried between steps (R values a row), double buffered */
     size_t dcbuf;  /* B x Hp LSTM dc carried between steps */
+    size_t dmbuf;  /* LSTM P > 0: B x Hp dm = dh W_hr of the step */
     size_t drh;    /* GRU reset_after=0: B x Hp d(r*h) */
     /* both */
     size_t rows;   /* B int64: active rows of each thread's batch slice */
@@ -105,7 +112,7 @@ tsrnn_status tsrnn__cpu_parallel(int count, tsrnn__cpu_task task, void *ctx, tsr
 typedef struct tsrnn__cpu_fwd_args {
     tsrnn_cell cell;
     const tsrnn_desc *desc;
-    const void *x, *h0, *c0, *w_ih, *w_hh, *b_ih, *b_hh;
+    const void *x, *h0, *c0, *w_ih, *w_hh, *b_ih, *b_hh, *w_hr;
     void *y, *h_n, *c_n, *saved;
     void *workspace;
 } tsrnn__cpu_fwd_args;
@@ -113,8 +120,8 @@ typedef struct tsrnn__cpu_fwd_args {
 typedef struct tsrnn__cpu_bwd_args {
     tsrnn_cell cell;
     const tsrnn_desc *desc;
-    const void *x, *h0, *c0, *w_ih, *w_hh, *saved, *grad_y, *grad_h_n, *grad_c_n;
-    void *grad_x, *grad_h0, *grad_c0, *grad_w_ih, *grad_w_hh, *grad_b_ih, *grad_b_hh;
+    const void *x, *h0, *c0, *w_ih, *w_hh, *w_hr, *saved, *grad_y, *grad_h_n, *grad_c_n;
+    void *grad_x, *grad_h0, *grad_c0, *grad_w_ih, *grad_w_hh, *grad_b_ih, *grad_b_hh, *grad_w_hr;
     void *workspace;
 } tsrnn__cpu_bwd_args;
 

@@ -1,8 +1,9 @@
 // The optimized CPU kernels against the reference, over a grid of cells, dtypes, shapes (T = 1, B = 1, H = 1,
-// D = 1, H = 33, T = 300), directions, lengths, layouts and optional arguments. Every output buffer is compared
-// whole (so writing outside one's rows fails too): forward y, h_n, c_n, saved and every backward gradient,
-// with |cpu - ref| <= atol + rtol |ref|. num_threads 1, 2 and 3 must give bit-identical results, no input may
-// change, and an inference forward (saved = NULL) must give the same y, h_n, c_n.
+// D = 1, H = 33, T = 300), LSTM projections (P = 1, P = H - 1, P not a multiple of the vector width), directions,
+// lengths, layouts and optional arguments. Every output buffer is compared whole (so writing outside one's rows
+// fails too): forward y, h_n, c_n, saved and every backward gradient, with |cpu - ref| <= atol + rtol |ref|.
+// num_threads 1, 2 and 3 must give bit-identical results, no input may change, and an inference forward
+// (saved = NULL) must give the same y, h_n, c_n.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -15,18 +16,22 @@ namespace {
 
 struct Shape {
     int64_t T, B, D, H;
+    int64_t P = 0; // LSTM projection size
 };
 
 // Which optional arguments are passed.
 //   Full    every optional input and output
 //   Bare    no h0, c0, biases, grad_h_n, grad_c_n (grad_y only); every gradient wanted
 //   Sparse  h0 and b_ih but no c0 / b_hh; grad_h_n and grad_c_n but no grad_y; only grad_h0, grad_w_hh,
-//           grad_b_hh wanted
+//           grad_b_hh wanted (not grad_w_hr either)
 enum class Opts { Full, Bare, Sparse };
 
 const char *opts_name(Opts o) { return o == Opts::Full ? "full" : o == Opts::Bare ? "bare" : "sparse"; }
 void PrintTo(Opts o, std::ostream *os) { *os << opts_name(o); }
-void PrintTo(const Shape &s, std::ostream *os) { *os << "T" << s.T << " B" << s.B << " D" << s.D << " H" << s.H; }
+void PrintTo(const Shape &s, std::ostream *os) {
+    *os << "T" << s.T << " B" << s.B << " D" << s.D << " H" << s.H;
+    if (s.P > 0) *os << " P" << s.P;
+}
 
 struct Tolerance {
     double fwd_rtol, fwd_atol, bwd_rtol, bwd_atol;
@@ -48,7 +53,7 @@ Case case_of(const GridParam &gp) {
     const auto &[cell, dtype, shape, reverse, lengths, layout, opts] = gp;
     Case c;
     c.cell = cell;
-    c.T = shape.T, c.B = shape.B, c.D = shape.D, c.H = shape.H;
+    c.T = shape.T, c.B = shape.B, c.D = shape.D, c.H = shape.H, c.P = shape.P;
     c.reverse = reverse;
     c.use_lengths = lengths;
     c.lengths = mixed_lengths(c.T, c.B);
@@ -59,7 +64,7 @@ Case case_of(const GridParam &gp) {
     } else if (opts == Opts::Sparse) {
         c.has_c0 = c.has_b_hh = false;
         c.has_grad_y = false;
-        c.want_grad_x = c.want_grad_c0 = c.want_grad_w_ih = c.want_grad_b_ih = false;
+        c.want_grad_x = c.want_grad_c0 = c.want_grad_w_ih = c.want_grad_b_ih = c.want_grad_w_hr = false;
     }
     return c;
 }
@@ -68,22 +73,25 @@ std::string grid_name(const ::testing::TestParamInfo<GridParam> &info) {
     const auto &[cell, dtype, shape, reverse, lengths, layout, opts] = info.param;
     return std::string(cell_name(cell)) + (dtype == TSRNN_F32 ? "_f32" : "_f64") + "_T" + std::to_string(shape.T) +
            "_B" + std::to_string(shape.B) + "_D" + std::to_string(shape.D) + "_H" + std::to_string(shape.H) +
-           (reverse ? "_reverse" : "_forward") + (lengths ? "_lengths" : "_full") + "_" + layout_name(layout) + "_" +
-           opts_name(opts);
+           (shape.P > 0 ? "_P" + std::to_string(shape.P) : "") + (reverse ? "_reverse" : "_forward") +
+           (lengths ? "_lengths" : "_full") + "_" + layout_name(layout) + "_" + opts_name(opts);
 }
 
 template <class real> struct Outputs {
-    std::vector<real> y, h_n, c_n, saved, grad_x, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh;
+    std::vector<real> y, h_n, c_n, saved, grad_x, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh,
+        grad_w_hr;
     explicit Outputs(const Problem<real> &p)
         : y(p.y), h_n(p.h_n), c_n(p.c_n), saved(p.saved), grad_x(p.grad_x), grad_h0(p.grad_h0), grad_c0(p.grad_c0),
-          grad_w_ih(p.grad_w_ih), grad_w_hh(p.grad_w_hh), grad_b_ih(p.grad_b_ih), grad_b_hh(p.grad_b_hh) {}
+          grad_w_ih(p.grad_w_ih), grad_w_hh(p.grad_w_hh), grad_b_ih(p.grad_b_ih), grad_b_hh(p.grad_b_hh),
+          grad_w_hr(p.grad_w_hr) {}
 };
 
 template <class real>
 void expect_forward_close(const Problem<real> &got, const Problem<real> &ref, const Tolerance &tol) {
     const Case &c = ref.c;
-    EXPECT_TRUE(all_close("y", got.y, ref.y, tol.fwd_rtol, tol.fwd_atol, c.layout == Layout::Padded ? 2 * c.H : c.H));
-    EXPECT_TRUE(all_close("h_n", got.h_n, ref.h_n, tol.fwd_rtol, tol.fwd_atol, c.H));
+    const int64_t y_row = c.layout == Layout::Padded ? 2 * c.R() : c.R();
+    EXPECT_TRUE(all_close("y", got.y, ref.y, tol.fwd_rtol, tol.fwd_atol, y_row));
+    EXPECT_TRUE(all_close("h_n", got.h_n, ref.h_n, tol.fwd_rtol, tol.fwd_atol, c.R()));
     if (c.lstm()) {
         EXPECT_TRUE(all_close("c_n", got.c_n, ref.c_n, tol.fwd_rtol, tol.fwd_atol, c.H));
     }
@@ -92,15 +100,16 @@ void expect_forward_close(const Problem<real> &got, const Problem<real> &ref, co
 template <class real> void expect_inputs_unchanged(const Problem<real> &p, const Problem<real> &pristine) {
     for (auto [name, a, b] : {std::tuple{"x", &p.x, &pristine.x}, {"h0", &p.h0, &pristine.h0},
                               {"c0", &p.c0, &pristine.c0}, {"w_ih", &p.w_ih, &pristine.w_ih},
-                              {"w_hh", &p.w_hh, &pristine.w_hh}, {"b_ih", &p.b_ih, &pristine.b_ih},
-                              {"b_hh", &p.b_hh, &pristine.b_hh}, {"grad_y", &p.grad_y, &pristine.grad_y},
+                              {"w_hh", &p.w_hh, &pristine.w_hh}, {"w_hr", &p.w_hr, &pristine.w_hr},
+                              {"b_ih", &p.b_ih, &pristine.b_ih}, {"b_hh", &p.b_hh, &pristine.b_hh},
+                              {"grad_y", &p.grad_y, &pristine.grad_y},
                               {"grad_h_n", &p.grad_h_n, &pristine.grad_h_n},
                               {"grad_c_n", &p.grad_c_n, &pristine.grad_c_n}})
         EXPECT_TRUE(bitwise_equal(std::string("input ") + name + " unchanged", *a, *b));
 }
 
 template <class real> void run_grid_case(const Case &base, const Tolerance &tol) {
-    const uint64_t seed = 0x5eed + uint64_t(base.T * 131 + base.B * 17 + base.D * 7 + base.H);
+    const uint64_t seed = 0x5eed + uint64_t(base.T * 131 + base.B * 17 + base.D * 7 + base.H + base.P * 1009);
     Problem<real> ref(base, seed);
     ASSERT_EQ(ref.forward(TSRNN_BACKEND_REF), TSRNN_OK);
     ASSERT_EQ(ref.backward(TSRNN_BACKEND_REF), TSRNN_OK);
@@ -124,11 +133,12 @@ template <class real> void run_grid_case(const Case &base, const Tolerance &tol)
             expect_forward_close(cpu, ref, tol);
             EXPECT_TRUE(all_close("saved", cpu.saved, ref.saved, tol.fwd_rtol, tol.fwd_atol, c.S()));
             EXPECT_TRUE(all_close("grad_x", cpu.grad_x, ref.grad_x, tol.bwd_rtol, tol.bwd_atol, x_row));
-            EXPECT_TRUE(all_close("grad_h0", cpu.grad_h0, ref.grad_h0, tol.bwd_rtol, tol.bwd_atol, c.H));
+            EXPECT_TRUE(all_close("grad_h0", cpu.grad_h0, ref.grad_h0, tol.bwd_rtol, tol.bwd_atol, c.R()));
             EXPECT_TRUE(all_close("grad_c0", cpu.grad_c0, ref.grad_c0, tol.bwd_rtol, tol.bwd_atol, c.H));
             const double sum_atol = param_grad_atol(tol, c);
             EXPECT_TRUE(all_close("grad_w_ih", cpu.grad_w_ih, ref.grad_w_ih, tol.bwd_rtol, sum_atol, c.D));
-            EXPECT_TRUE(all_close("grad_w_hh", cpu.grad_w_hh, ref.grad_w_hh, tol.bwd_rtol, sum_atol, c.H));
+            EXPECT_TRUE(all_close("grad_w_hh", cpu.grad_w_hh, ref.grad_w_hh, tol.bwd_rtol, sum_atol, c.R()));
+            EXPECT_TRUE(all_close("grad_w_hr", cpu.grad_w_hr, ref.grad_w_hr, tol.bwd_rtol, sum_atol, c.H));
             EXPECT_TRUE(all_close("grad_b_ih", cpu.grad_b_ih, ref.grad_b_ih, tol.bwd_rtol, sum_atol));
             EXPECT_TRUE(all_close("grad_b_hh", cpu.grad_b_hh, ref.grad_b_hh, tol.bwd_rtol, sum_atol));
         } else {
@@ -144,6 +154,7 @@ template <class real> void run_grid_case(const Case &base, const Tolerance &tol)
             EXPECT_TRUE(bitwise_equal("grad_w_hh vs 1 thread", cpu.grad_w_hh, one.grad_w_hh));
             EXPECT_TRUE(bitwise_equal("grad_b_ih vs 1 thread", cpu.grad_b_ih, one.grad_b_ih));
             EXPECT_TRUE(bitwise_equal("grad_b_hh vs 1 thread", cpu.grad_b_hh, one.grad_b_hh));
+            EXPECT_TRUE(bitwise_equal("grad_w_hr vs 1 thread", cpu.grad_w_hr, one.grad_w_hr));
         }
         per_threads.emplace_back(cpu);
     }
@@ -191,13 +202,37 @@ INSTANTIATE_TEST_SUITE_P(Wide, CpuVsRef,
                                             ::testing::Values(Layout::BatchFirst), ::testing::Values(Opts::Full)),
                          grid_name);
 
-// x_stride_t = 0 (every step reads the same x row), forward and backward without grad_x.
-class CpuVsRefBroadcast : public ::testing::TestWithParam<std::tuple<Cell, tsrnn_dtype>> {};
+// LSTM with a projection: P = 1, P = H - 1 (a multiple of 16 at H = 33), P = 17 (not a multiple of any vector
+// width); H = 2, 5, 33 (none a multiple of 16); T = 0 and B = 0 (no rows: the weight gradients are zero).
+INSTANTIATE_TEST_SUITE_P(Proj, CpuVsRef,
+                         ::testing::Combine(::testing::Values(Cell::Lstm), ::testing::Values(TSRNN_F32, TSRNN_F64),
+                                            ::testing::Values(Shape{1, 1, 1, 2, 1}, Shape{5, 4, 3, 5, 1},
+                                                              Shape{5, 4, 3, 5, 4}, Shape{7, 5, 2, 33, 17},
+                                                              Shape{4, 3, 6, 33, 32}, Shape{0, 3, 2, 33, 17},
+                                                              Shape{4, 0, 2, 33, 17}),
+                                            ::testing::Values(0, 1), ::testing::Bool(),
+                                            ::testing::Values(Layout::TimeMajor, Layout::BatchFirst, Layout::Padded),
+                                            ::testing::Values(Opts::Full, Opts::Bare, Opts::Sparse)),
+                         grid_name);
+
+// Projections on problems large enough to be split over 2 or 3 threads (B = 9 and 32), with H = 70 and P = 23
+// blocked with remainders, and T = 300 (the weight gradients' m runs over several blocks of MC rows).
+INSTANTIATE_TEST_SUITE_P(ProjWide, CpuVsRef,
+                         ::testing::Combine(::testing::Values(Cell::Lstm), ::testing::Values(TSRNN_F32, TSRNN_F64),
+                                            ::testing::Values(Shape{12, 9, 40, 70, 23}, Shape{60, 32, 1, 32, 8},
+                                                              Shape{300, 5, 7, 16, 5}),
+                                            ::testing::Values(0, 1), ::testing::Bool(),
+                                            ::testing::Values(Layout::BatchFirst, Layout::Padded),
+                                            ::testing::Values(Opts::Full)),
+                         grid_name);
+
+// x_stride_t = 0 (every step reads the same x row), forward and backward without grad_x; LSTM also with P = 3.
+class CpuVsRefBroadcast : public ::testing::TestWithParam<std::tuple<Cell, tsrnn_dtype, int64_t /*P*/>> {};
 
 TEST_P(CpuVsRefBroadcast, ForwardAndBackwardMatch) {
     Case c;
     c.cell = std::get<0>(GetParam());
-    c.T = 9, c.B = 4, c.D = 5, c.H = 6;
+    c.T = 9, c.B = 4, c.D = 5, c.H = 6, c.P = std::get<2>(GetParam());
     c.use_lengths = true;
     c.lengths = mixed_lengths(c.T, c.B);
     c.layout = Layout::Broadcast;
@@ -208,13 +243,20 @@ TEST_P(CpuVsRefBroadcast, ForwardAndBackwardMatch) {
         run_grid_case<double>(c, kF64Tol);
 }
 
+std::string broadcast_name(const ::testing::TestParamInfo<std::tuple<Cell, tsrnn_dtype, int64_t>> &info) {
+    const auto &[cell, dtype, P] = info.param;
+    return std::string(cell_name(cell)) + (dtype == TSRNN_F32 ? "_f32" : "_f64") +
+           (P > 0 ? "_P" + std::to_string(P) : "");
+}
+
 INSTANTIATE_TEST_SUITE_P(Grid, CpuVsRefBroadcast,
                          ::testing::Combine(::testing::Values(Cell::Lstm, Cell::Gru0, Cell::Gru1),
-                                            ::testing::Values(TSRNN_F32, TSRNN_F64)),
-                         [](const ::testing::TestParamInfo<std::tuple<Cell, tsrnn_dtype>> &info) {
-                             return std::string(cell_name(std::get<0>(info.param))) +
-                                    (std::get<1>(info.param) == TSRNN_F32 ? "_f32" : "_f64");
-                         });
+                                            ::testing::Values(TSRNN_F32, TSRNN_F64), ::testing::Values(int64_t{0})),
+                         broadcast_name);
+INSTANTIATE_TEST_SUITE_P(Proj, CpuVsRefBroadcast,
+                         ::testing::Combine(::testing::Values(Cell::Lstm), ::testing::Values(TSRNN_F32, TSRNN_F64),
+                                            ::testing::Values(int64_t{3})),
+                         broadcast_name);
 
 } // namespace
 } // namespace tsrnn_test
