@@ -193,11 +193,14 @@ INSTANTIATE_TEST_SUITE_P(Grid, CpuVsRef,
                          grid_name);
 
 // Wider problems, where blocking over H and D and splitting B over threads have remainders: B = 9 over 2 or 3
-// threads, H = 70, D = 40; and the forecasting job's shape (window 60, batch 32, one feature, hidden 32).
+// threads, H = 70, D = 40; B = 3 with D = 40 (a batch below 4 takes the backward's one-row split-sum products,
+// grad_x included: D is wide enough for its column panels); and the forecasting job's shape (window 60, batch 32,
+// one feature, hidden 32).
 INSTANTIATE_TEST_SUITE_P(Wide, CpuVsRef,
                          ::testing::Combine(::testing::Values(Cell::Lstm, Cell::Gru0, Cell::Gru1),
                                             ::testing::Values(TSRNN_F32, TSRNN_F64),
-                                            ::testing::Values(Shape{12, 9, 40, 70}, Shape{60, 32, 1, 32}),
+                                            ::testing::Values(Shape{12, 9, 40, 70}, Shape{7, 3, 40, 70},
+                                                              Shape{60, 32, 1, 32}),
                                             ::testing::Values(0, 1), ::testing::Bool(),
                                             ::testing::Values(Layout::BatchFirst), ::testing::Values(Opts::Full)),
                          grid_name);
