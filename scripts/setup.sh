@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what `make test` and `make demo` need on a fresh project machine; quick when all is present.
-# apt: a C/C++ toolchain, CMake, GoogleTest. pip: torch 2.13.0 (CPU wheel) only when no torch is installed,
-# then numpy, pytest, scikit-build-core (the build backend, since we build with --no-build-isolation),
-# plotly (the job's HTML report).
+# apt: a C/C++ toolchain, CMake, GoogleTest; for the reliability checks (Makefile: reliability-tests) valgrind,
+# clang and libclang-rt-14-dev (Debian 12's clang 14 runtimes: libFuzzer, and ASan / UBSan for clang).
+# pip: torch 2.13.0 (CPU wheel) only when no torch is installed, then numpy, pytest, scikit-build-core (the build
+# backend, since we build with --no-build-isolation), plotly (the job's HTML report).
 set -euo pipefail
 PY=${PYTHON:-python3}
 
 need_apt=()
-for pkg in libgtest-dev cmake g++ make; do
+for pkg in libgtest-dev cmake g++ make valgrind clang libclang-rt-14-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -76,6 +76,7 @@ tsrnn_status tsrnn__check_desc(tsrnn_cell cell, tsrnn_backend backend, const tsr
     if (!mul_ok(G, d->H, &n) || !mul_ok(n, d->D, &e) || !mul_ok(n, d->H, &e)) return TSRNN_ERR_SHAPE;
     if (!mul_ok(7, d->H, &n) || !mul_ok(d->T, d->B, &e) || !mul_ok(e, n, &e)) return TSRNN_ERR_SHAPE;
     if (!mul_ok(d->T, d->B, &e) || !mul_ok(e, d->D, &e)) return TSRNN_ERR_SHAPE;
+    if (!mul_ok(d->B, d->H, &e)) return TSRNN_ERR_SHAPE; /* states (B x R, B x H) and lengths (B), also when T = 0 */
     if (d->x_stride_t < 0 || d->x_stride_b < 0 || d->y_stride_t < 0 || d->y_stride_b < 0) return TSRNN_ERR_STRIDE;
     if (!extent_ok(d->T, d->B, d->D, d->x_stride_t, d->x_stride_b, &e)) return TSRNN_ERR_SHAPE;
     if (!extent_ok(d->T, d->B, R, d->y_stride_t, d->y_stride_b, &e)) return TSRNN_ERR_SHAPE;

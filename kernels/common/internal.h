@@ -13,7 +13,7 @@ int64_t tsrnn__gates(tsrnn_cell cell);
 
 /*
  * Checks everything about desc that does not need data: sizes, int64 overflow of every element count the
- * call touches (T*B*S, G*H*max(D,H), strided extents of x and y), strides (>= 0; y rows non-overlapping),
+ * call touches (T*B*S, G*H*max(D,H), B*H, strided extents of x and y), strides (>= 0; y rows non-overlapping),
  * flags 0/1, num_threads >= 1 when the backend uses it, P (0 for GRU, else 0 or 1 <= P < H).
  */
 tsrnn_status tsrnn__check_desc(tsrnn_cell cell, tsrnn_backend backend, const tsrnn_desc *desc);
