@@ -1,7 +1,7 @@
 /*
  * GCC extensions that kernels/cpu uses and clang lacks, for the clang builds of the fuzz target (make fuzz-build).
- * cmake/sanitize.cmake force-includes this file (clang -include) ahead of kernels/cpu/*.c when the compiler is clang;
- * gcc builds never see it.
+ * cmake/sanitize.cmake force-includes this file (clang -include) ahead of every kernels/cpu source when the compiler
+ * is clang; gcc builds never see it.
  *
  *   __builtin_shuffle(a, b, mask) / (a, mask)   GCC's lane permutation with a run-time index vector: lane l of the
  *                                               result is lane mask[l] of the concatenation a|b (modulo 2N), or of
@@ -18,7 +18,7 @@
         const __typeof__(a) a_ = (a), b_ = (b);                                                               \
         const __typeof__(mask) m_ = (mask);                                                                   \
         enum { n_ = sizeof(a_) / sizeof(a_[0]) };                                                             \
-        __typeof__(a) r_;                                                                                     \
+        __typeof__(+(a)) r_; /* the vector type without const */                                             \
         for (int l_ = 0; l_ < n_; ++l_) {                                                                     \
             const int i_ = (int)((unsigned long long)m_[l_] % (2 * n_));                                      \
             r_[l_] = i_ < n_ ? a_[i_] : b_[i_ - n_];                                                          \
