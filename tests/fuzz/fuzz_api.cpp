@@ -13,8 +13,7 @@
 // grad_y rows past a sequence's length) hold NaN. The reference and the CPU kernels get identical inputs and
 // tsrnn_workspace_size's exact size each, then:
 //   - the status of each is what tsrnn.h documents for the arguments (an oracle written from tsrnn.h, verdict()):
-//     TSRNN_OK exactly for valid calls, and otherwise one of the statuses of the rules the call breaks;
-//     the CPU kernels may answer TSRNN_ERR_UNSUPPORTED for an LSTM with P > 0 (not implemented there yet)
+//     TSRNN_OK exactly for valid calls, and otherwise one of the statuses of the rules the call breaks
 //   - with num_threads >= 1 both return the same status (the CPU kernels accept what the reference accepts)
 //   - both accepted: every output matches within a tolerance (f64 tight, f32 loose; NaN matches NaN only),
 //     positions of y / grad_x outside every row still hold the sentinel written before the call, rows past a
@@ -516,8 +515,7 @@ template <class real> class Harness {
 
         const tsrnn_status st_ref = call(TSRNN_BACKEND_REF, vref, ref_out_);
         const tsrnn_status st_cpu = call(TSRNN_BACKEND_CPU, vcpu, cpu_out_);
-        const bool cpu_unsupported = st_cpu == TSRNN_ERR_UNSUPPORTED;
-        if (d.num_threads >= 1 && !cpu_unsupported && st_ref != st_cpu)
+        if (d.num_threads >= 1 && st_ref != st_cpu)
             fail("ref returned %d (%s) but cpu %d (%s)", st_ref, tsrnn_status_string(st_ref), st_cpu,
                  tsrnn_status_string(st_cpu));
         if (st_ref == TSRNN_OK) check_rows(ref_out_, TSRNN_BACKEND_REF);
@@ -684,7 +682,6 @@ template <class real> class Harness {
             if (d.P > 0 && !whr_given) v.required |= bit(TSRNN_ERR_NULL);
             if (d.P == 0 && whr_given) v.required |= bit(TSRNN_ERR_ARGUMENT);
             if (!f && d.P == 0 && s_.broken == kGradWhrGiven) v.required |= bit(TSRNN_ERR_ARGUMENT);
-            if (backend == TSRNN_BACKEND_CPU && d.P > 0) v.allowed |= bit(TSRNN_ERR_UNSUPPORTED); // not yet there
         }
         if (!f && present(kGradX)) {
             if (!p_ok) v.allowed |= bit(TSRNN_ERR_STRIDE);
