@@ -1,6 +1,6 @@
 // CPU registration of the tsrnn ops: the shared preparation (shim/prepare.h: checks, outputs, desc), then the
-// optimized CPU kernels of tsrnn.h (tsrnn_{lstm,gru}_{fwd,bwd}_cpu_{f32,f64}) on torch's intra-op thread count,
-// and a bad status turned into an error. Schemas: shim/ops.cpp.
+// optimized CPU kernels of tsrnn.h (tsrnn_{lstm,gru}_{fwd,bwd}_cpu_{f32,f64}) on torch's intra-op threads, and a
+// bad status turned into an error. Schemas: shim/ops.cpp.
 #include <torch/csrc/stable/library.h>
 #include <torch/csrc/stable/ops.h>
 #include <torch/csrc/stable/tensor.h>
@@ -42,11 +42,32 @@ int cpu_threads() {
     return n > static_cast<uint32_t>(INT_MAX) ? INT_MAX : static_cast<int>(n);
 }
 
-// Runs call<real>(workspace) for x's dtype after setting the thread count; a bad status becomes an error.
+// The kernels' pieces of work run on torch's own intra-op pool (at::parallel_for, exposed by the 2.10 stable ABI
+// as torch_parallel_for): no thread is started per call, and the kernels never compete for cores with torch's
+// OpenMP threads, which keep spinning for a while after every torch op. Inside a parallel region torch runs the
+// range serially on the calling thread, which the kernels allow (tsrnn.h: pieces never wait for each other).
+struct Pieces {
+    tsrnn_task task;
+    void *ctx;
+    int count;
+};
+
+void run_pieces(int64_t begin, int64_t end, void *p) {
+    const Pieces *pieces = static_cast<const Pieces *>(p);
+    for (int64_t i = begin; i < end; ++i) pieces->task(pieces->ctx, static_cast<int>(i), pieces->count);
+}
+
+int torch_pool(void *, int count, tsrnn_task task, void *ctx) {
+    Pieces pieces{task, ctx, count};
+    return torch_parallel_for(0, count, 1, run_pieces, &pieces) == AOTI_TORCH_SUCCESS ? 0 : 1;
+}
+
+// Runs call<real>(workspace) for x's dtype on torch's threads; a bad status becomes an error.
 template <class Call>
 void run_cpu(const ArgCheck &c, tsrnn_cell cell, tsrnn_pass pass, tsrnn_desc &d, const Tensor &x, const char *name,
              Call &&call) {
     d.num_threads = cpu_threads();
+    d.parallel = torch_pool;
     const Workspace ws = workspace(c, cell, pass, TSRNN_BACKEND_CPU, d, x);
     c.status(c.dtype() == ScalarType::Float ? call(0.0f, ws) : call(0.0, ws), name);
 }

@@ -11,7 +11,7 @@ const char *tsrnn_status_string(tsrnn_status status) {
     case TSRNN_ERR_STRIDE: return "a stride is negative, or output rows would overlap";
     case TSRNN_ERR_LENGTHS: return "a sequence length is outside [0, T]";
     case TSRNN_ERR_WORKSPACE: return "workspace too small or not 64-byte aligned";
-    case TSRNN_ERR_THREADS: return "num_threads must be >= 1, or a worker thread could not be started";
+    case TSRNN_ERR_THREADS: return "num_threads must be >= 1, or the caller's thread pool (desc.parallel) failed";
     case TSRNN_ERR_ARGUMENT: return "bad argument (unknown enum value, or a flag that is not 0 or 1)";
     case TSRNN_ERR_CUDA: return "a CUDA call or kernel launch failed";
     case TSRNN_ERR_UNSUPPORTED: return "not supported by this build";

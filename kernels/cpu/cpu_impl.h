@@ -14,7 +14,6 @@
 #ifndef TSRNN_CPU_IMPL_H
 #define TSRNN_CPU_IMPL_H
 
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -88,25 +87,11 @@ int tsrnn__cpu_sweep_threads(const tsrnn_desc *desc);
 int tsrnn__cpu_product_threads(const tsrnn_desc *desc);
 
 /*
- * A barrier for the threads of one call (lives on the caller's stack). wait returns 0, or -1 once the barrier was
- * aborted (a thread of the call could not be started: the others must give up instead of waiting for it).
+ * Runs task(ctx, i, count) for i = 0 .. count-1 (count capped at TSRNN_CPU_MAX_THREADS; the pieces must not
+ * depend on count beyond what they are told) on desc's pool, or on the library's own threads. The pieces never
+ * wait for each other. TSRNN_ERR_THREADS when the pool reports a failure.
  */
-typedef struct tsrnn__cpu_barrier {
-    pthread_mutex_t mutex;
-    pthread_cond_t cond;
-    int count, arrived, generation, aborted;
-} tsrnn__cpu_barrier;
-void tsrnn__cpu_barrier_init(tsrnn__cpu_barrier *barrier, int count);
-int tsrnn__cpu_barrier_wait(tsrnn__cpu_barrier *barrier);
-void tsrnn__cpu_barrier_destroy(tsrnn__cpu_barrier *barrier);
-
-/*
- * Runs task(ctx, i, count) for i = 0 .. count-1, index 0 on the calling thread and the others on new threads,
- * and joins them. If a thread cannot be started, aborts barrier (when not NULL), joins those that were started
- * and returns TSRNN_ERR_THREADS.
- */
-typedef void (*tsrnn__cpu_task)(void *ctx, int index, int count);
-tsrnn_status tsrnn__cpu_parallel(int count, tsrnn__cpu_task task, void *ctx, tsrnn__cpu_barrier *barrier);
+tsrnn_status tsrnn__cpu_parallel(const tsrnn_desc *desc, int count, tsrnn_task task, void *ctx);
 
 /* Arguments of one call, already checked; the real type (float or double) is the variant's. */
 typedef struct tsrnn__cpu_fwd_args {

@@ -45,7 +45,8 @@
  *
  * Memory. The caller owns all memory: inputs, outputs and scratch (query tsrnn_workspace_size and pass at least
  * that many bytes, 64-byte aligned). The library allocates nothing and keeps no global state. CPU functions
- * take host pointers and run on num_threads threads (>= 1); results do not depend on num_threads.
+ * take host pointers and run on num_threads threads (>= 1); results do not depend on num_threads, nor on
+ * whether those threads are the library's own or the caller's (desc.parallel, below).
  *
  * Optional pointers are marked [opt]: NULL means "absent" (zero state, no bias, gradient not wanted).
  * No output may alias any input or another output.
@@ -64,7 +65,7 @@ extern "C" {
 #endif
 
 #define TSRNN_VERSION_MAJOR 0
-#define TSRNN_VERSION_MINOR 2
+#define TSRNN_VERSION_MINOR 3
 
 /* Alignment, in bytes, the workspace pointer must have. */
 #define TSRNN_WORKSPACE_ALIGN 64
@@ -76,7 +77,7 @@ typedef enum tsrnn_status {
     TSRNN_ERR_STRIDE = 3,      /* a stride is negative, or output rows would overlap */
     TSRNN_ERR_LENGTHS = 4,     /* some lengths[b] is outside [0, T] */
     TSRNN_ERR_WORKSPACE = 5,   /* workspace too small or misaligned */
-    TSRNN_ERR_THREADS = 6,     /* num_threads < 1, or a thread could not be started */
+    TSRNN_ERR_THREADS = 6,     /* num_threads < 1, or the caller's pool (desc.parallel) reported a failure */
     TSRNN_ERR_ARGUMENT = 7,    /* any other bad argument (unknown enum value, flag not 0/1) */
     TSRNN_ERR_CUDA = 8,        /* a CUDA runtime call or kernel launch failed */
     TSRNN_ERR_UNSUPPORTED = 9  /* valid request this build cannot serve */
@@ -89,6 +90,18 @@ typedef enum tsrnn_cell { TSRNN_CELL_LSTM = 0, TSRNN_CELL_GRU = 1 } tsrnn_cell;
 typedef enum tsrnn_pass { TSRNN_PASS_FWD = 0, TSRNN_PASS_BWD = 1 } tsrnn_pass;
 typedef enum tsrnn_backend { TSRNN_BACKEND_REF = 0, TSRNN_BACKEND_CPU = 1, TSRNN_BACKEND_CUDA = 2 } tsrnn_backend;
 typedef enum tsrnn_dtype { TSRNN_F32 = 0, TSRNN_F64 = 1 } tsrnn_dtype;
+
+/*
+ * The caller's thread pool, for the CPU functions (optional). A call splits its work into phases; each phase is
+ * count independent pieces. parallel(pool, count, task, task_ctx) must run task(task_ctx, i, count) once for
+ * every i in [0, count), in any order, on any threads, concurrently or one after another, and return 0 once all
+ * of them have returned; nonzero if it could not run them (the call then fails with TSRNN_ERR_THREADS). A piece
+ * never waits for another piece, so a pool that runs them serially (nested inside its own parallel region, say)
+ * is correct, only slower. Without a pool (parallel = NULL) the library starts and joins its own threads for
+ * each phase.
+ */
+typedef void (*tsrnn_task)(void *task_ctx, int index, int count);
+typedef int (*tsrnn_parallel_fn)(void *pool, int count, tsrnn_task task, void *task_ctx);
 
 /* Everything about one call except the data pointers. */
 typedef struct tsrnn_desc {
@@ -105,8 +118,10 @@ typedef struct tsrnn_desc {
     int reset_after;        /* GRU only (ignored for LSTM): 1 = PyTorch form, 0 = notebook/Keras v1 form */
     int num_threads;        /* CPU functions: threads to use, >= 1 (ignored by the reference and CUDA) */
     void *stream;           /* CUDA functions: the cudaStream_t to run on (NULL = legacy default stream) */
-    int64_t P;              /* LSTM projection size: 0 = none, else 1 <= P < H; must be 0 for GRU. Last member,
-                               so a zero-initialized desc means "no projection". */
+    int64_t P;              /* LSTM projection size: 0 = none, else 1 <= P < H; must be 0 for GRU. A
+                               zero-initialized desc means "no projection". */
+    tsrnn_parallel_fn parallel; /* CPU functions: [opt] the caller's pool (above); NULL = the library's threads */
+    void *pool;             /* passed to parallel as its first argument */
 } tsrnn_desc;
 
 /* Number of elements in one row of saved activations: 6H + P (LSTM), 5H (GRU, P must be 0); -1 if P is invalid. */
