@@ -74,17 +74,18 @@ void run_cpu(const ArgCheck &c, tsrnn_cell cell, tsrnn_pass pass, tsrnn_desc &d,
 
 std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_cpu(Tensor x, OptTensor h0, OptTensor c0, Tensor w_ih, Tensor w_hh,
                                                     OptTensor b_ih, OptTensor b_hh, OptTensor lengths,
-                                                    bool batch_first, bool reverse, OptTensor w_hr) {
+                                                    bool batch_first, bool reverse, OptTensor w_hr,
+                                                    bool need_saved) {
     const ArgCheck c("tsrnn::lstm", x, kCpu);
     Forward f = prepare_forward(c, TSRNN_CELL_LSTM, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, lengths, batch_first,
-                                reverse, false);
+                                reverse, false, need_saved);
     if (f.run)
         run_cpu(c, TSRNN_CELL_LSTM, TSRNN_PASS_FWD, f.desc, x, "tsrnn_lstm_fwd_cpu",
                 [&]<class real>(real, const Workspace &ws) {
                     return CpuKernels<real>::lstm_fwd(&f.desc, in<real>(f.x), ptr<real>(f.h0), ptr<real>(f.c0),
                                                       in<real>(f.w_ih), in<real>(f.w_hh), ptr<real>(f.b_ih),
                                                       ptr<real>(f.b_hh), ptr<real>(f.w_hr), out<real>(f.y),
-                                                      out<real>(f.h_n), out<real>(f.c_n), out<real>(f.saved), ws.data,
+                                                      out<real>(f.h_n), out<real>(f.c_n), saved_ptr<real>(f), ws.data,
                                                       ws.bytes);
                 });
     return {f.y, f.h_n, *f.c_n, f.saved};
@@ -113,16 +114,16 @@ lstm_backward_cpu(Tensor x, OptTensor h0, OptTensor c0, Tensor w_ih, Tensor w_hh
 
 std::tuple<Tensor, Tensor, Tensor> gru_cpu(Tensor x, OptTensor h0, Tensor w_ih, Tensor w_hh, OptTensor b_ih,
                                            OptTensor b_hh, OptTensor lengths, bool batch_first, bool reverse,
-                                           bool reset_after) {
+                                           bool reset_after, bool need_saved) {
     const ArgCheck c("tsrnn::gru", x, kCpu);
     Forward f = prepare_forward(c, TSRNN_CELL_GRU, x, h0, std::nullopt, w_ih, w_hh, b_ih, b_hh, std::nullopt,
-                                lengths, batch_first, reverse, reset_after);
+                                lengths, batch_first, reverse, reset_after, need_saved);
     if (f.run)
         run_cpu(c, TSRNN_CELL_GRU, TSRNN_PASS_FWD, f.desc, x, "tsrnn_gru_fwd_cpu",
                 [&]<class real>(real, const Workspace &ws) {
                     return CpuKernels<real>::gru_fwd(&f.desc, in<real>(f.x), ptr<real>(f.h0), in<real>(f.w_ih),
                                                      in<real>(f.w_hh), ptr<real>(f.b_ih), ptr<real>(f.b_hh),
-                                                     out<real>(f.y), out<real>(f.h_n), out<real>(f.saved), ws.data,
+                                                     out<real>(f.y), out<real>(f.h_n), saved_ptr<real>(f), ws.data,
                                                      ws.bytes);
                 });
     return {f.y, f.h_n, f.saved};

@@ -68,17 +68,18 @@ struct CudaCall {
 
 std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_cuda(Tensor x, OptTensor h0, OptTensor c0, Tensor w_ih, Tensor w_hh,
                                                      OptTensor b_ih, OptTensor b_hh, OptTensor lengths,
-                                                     bool batch_first, bool reverse, OptTensor w_hr) {
+                                                     bool batch_first, bool reverse, OptTensor w_hr,
+                                                     bool need_saved) {
     const CudaCall call("tsrnn::lstm", x);
     call.no_projection(w_hr);
     Forward f = prepare_forward(call.check, TSRNN_CELL_LSTM, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, lengths,
-                                batch_first, reverse, false);
+                                batch_first, reverse, false, need_saved);
     if (f.run)
         call.run(TSRNN_CELL_LSTM, TSRNN_PASS_FWD, f.desc, x, "tsrnn_lstm_fwd_cuda_f32", [&](const Workspace &ws) {
             return tsrnn_lstm_fwd_cuda_f32(&f.desc, in<float>(f.x), ptr<float>(f.h0), ptr<float>(f.c0),
                                            in<float>(f.w_ih), in<float>(f.w_hh), ptr<float>(f.b_ih), ptr<float>(f.b_hh),
                                            nullptr, out<float>(f.y), out<float>(f.h_n), out<float>(f.c_n),
-                                           out<float>(f.saved), ws.data, ws.bytes);
+                                           saved_ptr<float>(f), ws.data, ws.bytes);
         });
     return {f.y, f.h_n, *f.c_n, f.saved};
 }
@@ -108,15 +109,15 @@ lstm_backward_cuda(Tensor x, OptTensor h0, OptTensor c0, Tensor w_ih, Tensor w_h
 
 std::tuple<Tensor, Tensor, Tensor> gru_cuda(Tensor x, OptTensor h0, Tensor w_ih, Tensor w_hh, OptTensor b_ih,
                                             OptTensor b_hh, OptTensor lengths, bool batch_first, bool reverse,
-                                            bool reset_after) {
+                                            bool reset_after, bool need_saved) {
     const CudaCall call("tsrnn::gru", x);
     Forward f = prepare_forward(call.check, TSRNN_CELL_GRU, x, h0, std::nullopt, w_ih, w_hh, b_ih, b_hh,
-                                std::nullopt, lengths, batch_first, reverse, reset_after);
+                                std::nullopt, lengths, batch_first, reverse, reset_after, need_saved);
     if (f.run)
         call.run(TSRNN_CELL_GRU, TSRNN_PASS_FWD, f.desc, x, "tsrnn_gru_fwd_cuda_f32", [&](const Workspace &ws) {
             return tsrnn_gru_fwd_cuda_f32(&f.desc, in<float>(f.x), ptr<float>(f.h0), in<float>(f.w_ih),
                                           in<float>(f.w_hh), ptr<float>(f.b_ih), ptr<float>(f.b_hh), out<float>(f.y),
-                                          out<float>(f.h_n), out<float>(f.saved), ws.data, ws.bytes);
+                                          out<float>(f.h_n), saved_ptr<float>(f), ws.data, ws.bytes);
         });
     return {f.y, f.h_n, f.saved};
 }

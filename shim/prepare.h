@@ -92,19 +92,20 @@ struct Forward {
     OptTensor h0, c0, b_ih, b_hh, w_hr, lengths;
     Tensor y, h_n, saved;
     OptTensor c_n;
-    bool run = false;
+    bool run = false, need_saved = true;
     tsrnn_desc desc{};
 };
 
 inline Forward prepare_forward(const ArgCheck &c, tsrnn_cell cell, const Tensor &x, const OptTensor &h0,
                                const OptTensor &c0, const Tensor &w_ih, const Tensor &w_hh, const OptTensor &b_ih,
                                const OptTensor &b_hh, const OptTensor &w_hr, const OptTensor &lengths,
-                               bool batch_first, bool reverse, bool reset_after) {
+                               bool batch_first, bool reverse, bool reset_after, bool need_saved) {
     const bool lstm = cell == TSRNN_CELL_LSTM;
     const Sizes s = check_sizes(c, cell, x, w_ih, w_hh, w_hr, batch_first);
     check_counts(c, s);
     Forward f;
     f.s = s;
+    f.need_saved = need_saved;
     // every check before the first copy or allocation
     f.h0 = check_hidden(c, "h0", h0, s);
     if (lstm) f.c0 = check_cell(c, "c0", c0, s);
@@ -117,7 +118,7 @@ inline Forward prepare_forward(const ArgCheck &c, tsrnn_cell cell, const Tensor 
         f.w_hh = contig(w_hh);
         if (w_hr.has_value()) f.w_hr = contig(*w_hr);
         f.y = empty(x, s.seq(s.R));
-        f.saved = empty(x, {s.T, s.B, s.S});
+        f.saved = empty(x, {need_saved ? s.T : 0, s.B, s.S});
     } catch (const std::exception &e) {
         throw_allocation_failure(c, s, e);
     }
@@ -205,6 +206,11 @@ inline Backward prepare_backward(const ArgCheck &c, tsrnn_cell cell, const Tenso
     g.desc = make_desc(s, strides_of(g.grad_x, s), y_strides, ptr<int64_t>(g.lengths), reverse,
                        lstm ? 0 : (reset_after ? 1 : 0));
     return g;
+}
+
+// saved as the forward kernel takes it: NULL when the caller keeps no activations (need_saved=False).
+template <class real> real *saved_ptr(const Forward &f) {
+    return f.need_saved ? f.saved.mutable_data_ptr<real>() : nullptr;
 }
 
 // grad_w_hr as the kernel takes it: NULL without a projection.

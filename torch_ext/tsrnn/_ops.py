@@ -2,9 +2,10 @@
 
 Ops (schemas in shim/ops.cpp; shapes and saved layout in kernels/include/tsrnn.h), one layer and one direction:
 
-    torch.ops.tsrnn.lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, w_hr=None)
-        -> (y, h_n, c_n, saved)
-    torch.ops.tsrnn.gru(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, reset_after) -> (y, h_n, saved)
+    torch.ops.tsrnn.lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, w_hr=None,
+                         need_saved=True) -> (y, h_n, c_n, saved)
+    torch.ops.tsrnn.gru(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, reset_after,
+                        need_saved=True) -> (y, h_n, saved)
     torch.ops.tsrnn.lstm_backward / gru_backward: every gradient at once, from the forward's saved activations.
 
 x is (T, B, D), or (B, T, D) when batch_first, and y (T, B, R) follows x; hidden states are (B, R), cell states
@@ -12,7 +13,8 @@ x is (T, B, D), or (B, T, D) when batch_first, and y (T, B, R) follows x; hidden
 w_hr (P, H) is an LSTM's projection (nn.LSTM's proj_size = P, 1 <= P < H), and R = P with it, H without;
 lengths is an int64 CPU tensor (B,); saved is (T, B, S), always time-major: S = 6H for LSTM
 ([i f g o | c_t | h_t]), 6H + P with a projection ([i f g o | c_t | m_t | h_t]) and 5H for GRU
-([r z n | hn | h_t]). y, h_n and c_n are differentiable; saved is not.
+([r z n | hn | h_t]). y, h_n and c_n are differentiable; saved is not. need_saved=False is for inference: the
+kernels then write no activations, saved is an empty (0, B, S) tensor, and differentiating the call raises.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ def _seq(T, B, W, batch_first):
 
 
 @torch.library.register_fake("tsrnn::lstm")
-def _lstm_fake(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, w_hr=None):
+def _lstm_fake(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, w_hr=None, need_saved=True):
     others = dict(h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr)
     T, B, _, H, R = _fake_sizes("tsrnn::lstm", "lstm", x, w_hh, w_hr, batch_first, others)
     _fake_lengths("tsrnn::lstm", lengths, B)
@@ -129,19 +131,19 @@ def _lstm_fake(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse,
         x.new_empty(_seq(T, B, R, batch_first)),
         x.new_empty((B, R)),
         x.new_empty((B, H)),
-        x.new_empty((T, B, 6 * H + P)),
+        x.new_empty((T if need_saved else 0, B, 6 * H + P)),
     )
 
 
 @torch.library.register_fake("tsrnn::gru")
-def _gru_fake(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, reset_after):
+def _gru_fake(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, reset_after, need_saved=True):
     others = dict(h0=h0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
     T, B, _, H, _ = _fake_sizes("tsrnn::gru", "gru", x, w_hh, None, batch_first, others)
     _fake_lengths("tsrnn::gru", lengths, B)
     return (
         x.new_empty(_seq(T, B, H, batch_first)),
         x.new_empty((B, H)),
-        x.new_empty((T, B, 5 * H)),
+        x.new_empty((T if need_saved else 0, B, 5 * H)),
     )
 
 
@@ -178,9 +180,17 @@ def _keep(grad, needed: bool, input_present: bool = True):
     return grad if needed and input_present else None
 
 
+def _no_saved(op: str):
+    raise RuntimeError(
+        f"tsrnn: the backward of {op} needs the saved activations, but the forward was called with "
+        f"need_saved=False (inference only); call it with need_saved=True (the default) to differentiate it"
+    )
+
+
 def _lstm_setup_context(ctx, inputs, output):
     x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, *rest = inputs
     w_hr = rest[0] if rest else None
+    ctx.need_saved = rest[1] if len(rest) > 1 else True
     saved = output[3]
     ctx.mark_non_differentiable(saved)
     # Undefined output grads reach backward as None and go to the op as None (= zero), not as zero tensors.
@@ -191,6 +201,8 @@ def _lstm_setup_context(ctx, inputs, output):
 
 
 def _lstm_backward(ctx, grad_y, grad_h_n, grad_c_n, _grad_saved):
+    if not ctx.need_saved:
+        _no_saved("tsrnn::lstm")
     x, h0, c0, w_ih, w_hh, saved, lengths, w_hr = ctx.saved_tensors
     grads = torch.ops.tsrnn.lstm_backward.default(
         x, h0, c0, w_ih, w_hh, saved, lengths, grad_y, grad_h_n, grad_c_n, ctx.batch_first, ctx.reverse, w_hr
@@ -199,6 +211,7 @@ def _lstm_backward(ctx, grad_y, grad_h_n, grad_c_n, _grad_saved):
     need = ctx.needs_input_grad
     # w_hr's gradient only when the call passed w_hr (needs_input_grad covers the arguments passed)
     w_hr_grad = (_keep(g_w_hr, need[10], w_hr is not None),) if len(need) > 10 else ()
+    need_saved_grad = (None,) if len(need) > 11 else ()
     return (
         _keep(g_x, need[0]),
         _keep(g_h0, need[1], h0 is not None),
@@ -211,11 +224,13 @@ def _lstm_backward(ctx, grad_y, grad_h_n, grad_c_n, _grad_saved):
         None,  # batch_first
         None,  # reverse
         *w_hr_grad,
+        *need_saved_grad,
     )
 
 
 def _gru_setup_context(ctx, inputs, output):
-    x, h0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, reset_after = inputs
+    x, h0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, reset_after, *rest = inputs
+    ctx.need_saved = rest[0] if rest else True
     saved = output[2]
     ctx.mark_non_differentiable(saved)
     ctx.set_materialize_grads(False)
@@ -225,6 +240,8 @@ def _gru_setup_context(ctx, inputs, output):
 
 
 def _gru_backward(ctx, grad_y, grad_h_n, _grad_saved):
+    if not ctx.need_saved:
+        _no_saved("tsrnn::gru")
     x, h0, w_ih, w_hh, saved, lengths = ctx.saved_tensors
     grads = torch.ops.tsrnn.gru_backward.default(
         x, h0, w_ih, w_hh, saved, lengths, grad_y, grad_h_n, ctx.batch_first, ctx.reverse, ctx.reset_after
@@ -242,6 +259,7 @@ def _gru_backward(ctx, grad_y, grad_h_n, _grad_saved):
         None,  # batch_first
         None,  # reverse
         None,  # reset_after
+        *((None,) if len(need) > 10 else ()),  # need_saved, when passed
     )
 
 
@@ -280,11 +298,13 @@ def lstm(
     batch_first: bool = False,
     reverse: bool = False,
     w_hr: Tensor | None = None,
+    need_saved: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """One LSTM layer in one direction (w_hr: its projection): returns (y, h_n, c_n, saved). Shapes: see above."""
-    if w_hr is None:
-        return torch.ops.tsrnn.lstm.default(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse)
-    return torch.ops.tsrnn.lstm.default(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, w_hr)
+    args = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse)
+    if need_saved:
+        return torch.ops.tsrnn.lstm.default(*args) if w_hr is None else torch.ops.tsrnn.lstm.default(*args, w_hr)
+    return torch.ops.tsrnn.lstm.default(*args, w_hr, False)
 
 
 def gru(
@@ -298,6 +318,8 @@ def gru(
     batch_first: bool = False,
     reverse: bool = False,
     reset_after: bool = True,
+    need_saved: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One GRU layer in one direction: returns (y, h_n, saved). reset_after=False is the notebook/Keras form."""
-    return torch.ops.tsrnn.gru.default(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, reset_after)
+    args = (x, h0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, reset_after)
+    return torch.ops.tsrnn.gru.default(*args) if need_saved else torch.ops.tsrnn.gru.default(*args, False)

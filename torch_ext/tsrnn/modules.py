@@ -81,10 +81,44 @@ class _TsrnnRNNMixin:
         b_ih, b_hh = (w[2], w[3]) if self.bias else (None, None)
         return w[0], w[1], b_ih, b_hh, (w[-1] if self.proj_size > 0 else None)
 
-    def _run(self, input, hx, num_states: int, call):
-        """Runs every layer and direction through ``call(x, states_k, weights, lengths, reverse)``, which returns
-        (y, new_states_tuple, saved). Returns (output, tuple of stacked final states, tuple of saved)."""
+    def _run(self, input, hx, num_states: int, call, return_gates: bool):
+        """Runs every layer and direction through ``call(x, states_k, weights, lengths, reverse, need_saved)``,
+        which returns (y, new_states_tuple, saved). Returns (output, tuple of stacked final states, tuple of saved).
+
+        When no gradient can flow (grad mode off, or nothing requires grad) the kernels keep no activations unless
+        return_gates asks for them, and the ops are called below the autograd dispatch key, so the call skips the
+        Python autograd wrapper of torch.library (about half of the per-call overhead at B = 1, T = 1)."""
         x, lengths, states, is_batched, packed = self._prepare(input, hx, num_states)
+        need_grad = torch.is_grad_enabled() and (
+            x.requires_grad
+            or any(p.requires_grad for p in self._flat_weights)
+            or (states is not None and any(s.requires_grad for s in states))
+        )
+        args = (x, lengths, states, is_batched, packed, num_states, call, need_grad or return_gates)
+        if need_grad or torch.compiler.is_compiling():
+            return self._layers(*args)
+        with torch._C._AutoDispatchBelowAutograd():
+            return self._layers(*args)
+
+    def _layers(self, x, lengths, states, is_batched, packed, num_states: int, call, need_saved: bool):
+        """The body of _run: every layer and direction, then nn.*'s output packaging."""
+        if self.num_layers == 1 and not self.bidirectional:  # the common case, without the lists
+            state_k = tuple(s[0] for s in states) if states is not None else (None,) * num_states
+            output, new_states, saved = call(x, state_k, self._layer_weights(0), lengths, False, need_saved)
+            finals = tuple(s.unsqueeze(0) for s in new_states)
+            saved_all = [saved]
+        else:
+            output, finals, saved_all = self._stack(x, lengths, states, num_states, call, need_saved)
+        if packed is not None:
+            output = _repack(output, lengths, packed, self.batch_first)
+        elif not is_batched:
+            output = output.squeeze(0 if self.batch_first else 1)
+            finals = tuple(f.squeeze(1) for f in finals)
+            saved_all = [s.squeeze(1) for s in saved_all]
+        return output, finals, tuple(saved_all)
+
+    def _stack(self, x, lengths, states, num_states: int, call, need_saved: bool):
+        """Several layers or two directions: (output, stacked final states, list of saved)."""
         dirs = 2 if self.bidirectional else 1
         finals = [[] for _ in range(num_states)]
         saved_all = []
@@ -95,7 +129,7 @@ class _TsrnnRNNMixin:
                 k = layer * dirs + d
                 weights = self._layer_weights(k)
                 state_k = tuple(s[k] for s in states) if states is not None else (None,) * num_states
-                y, new_states, saved = call(layer_input, state_k, weights, lengths, bool(d))
+                y, new_states, saved = call(layer_input, state_k, weights, lengths, bool(d), need_saved)
                 outputs.append(y)
                 for f, s in zip(finals, new_states):
                     f.append(s)
@@ -103,15 +137,7 @@ class _TsrnnRNNMixin:
             layer_input = outputs[0] if dirs == 1 else torch.cat(outputs, dim=-1)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, p=self.dropout, training=True)
-        output = layer_input
-        finals = tuple(torch.stack(f) if len(f) > 1 else f[0].unsqueeze(0) for f in finals)
-        if packed is not None:
-            output = _repack(output, lengths, packed, self.batch_first)
-        elif not is_batched:
-            output = output.squeeze(0 if self.batch_first else 1)
-            finals = tuple(f.squeeze(1) for f in finals)
-            saved_all = [s.squeeze(1) for s in saved_all]
-        return output, finals, tuple(saved_all)
+        return layer_input, tuple(torch.stack(f) for f in finals), saved_all
 
 
 def _repack(y: Tensor, lengths: Tensor, like: PackedSequence, batch_first: bool) -> PackedSequence:
@@ -142,14 +168,15 @@ class LSTM(_TsrnnRNNMixin, nn.RNNBase):
     permute_hidden = nn.LSTM.permute_hidden
 
     def forward(self, input, hx=None, return_gates: bool = False):
-        def call(x, states, weights, lengths, reverse):
+        def call(x, states, weights, lengths, reverse, need_saved):
             w_ih, w_hh, b_ih, b_hh, w_hr = weights
             y, h_n, c_n, saved = _ops.lstm(
-                x, *states, w_ih, w_hh, b_ih, b_hh, lengths, self.batch_first, reverse, w_hr=w_hr
+                x, *states, w_ih, w_hh, b_ih, b_hh, lengths, self.batch_first, reverse,
+                w_hr=w_hr, need_saved=need_saved,
             )
             return y, (h_n, c_n), saved
 
-        output, (h_n, c_n), saved = self._run(input, hx, 2, call)
+        output, (h_n, c_n), saved = self._run(input, hx, 2, call, return_gates)
         if return_gates:
             return output, (h_n, c_n), saved
         return output, (h_n, c_n)
@@ -178,13 +205,14 @@ class GRU(_TsrnnRNNMixin, nn.RNNBase):
         return s if self.reset_after else s + ", reset_after=False"
 
     def forward(self, input, hx=None, return_gates: bool = False):
-        def call(x, states, weights, lengths, reverse):
+        def call(x, states, weights, lengths, reverse, need_saved):
             y, h_n, saved = _ops.gru(
-                x, states[0], *weights[:4], lengths, self.batch_first, reverse, self.reset_after
+                x, states[0], *weights[:4], lengths, self.batch_first, reverse, self.reset_after,
+                need_saved=need_saved,
             )
             return y, (h_n,), saved
 
-        output, (h_n,), saved = self._run(input, hx, 1, call)
+        output, (h_n,), saved = self._run(input, hx, 1, call, return_gates)
         if return_gates:
             return output, h_n, saved
         return output, h_n
