@@ -5,8 +5,9 @@
 // (or edge values: negative, 2^31, 2^61, INT64_MAX, ...), the LSTM projection P (0 .. H-1, or invalid), strides
 // of x and y (time-major, batch-first, padded, half of a bidirectional buffer, broadcast, or raw values:
 // negative, overlapping, huge), reverse / reset_after (0, 1, or invalid), lengths (valid or not), num_threads
-// (1 .. 3 or edge values), which optional pointers are NULL, one required pointer made NULL (or w_hr /
-// grad_w_hr passed where they must not be), the workspace (exact, short, misaligned, NULL), NaN in inputs.
+// (1 .. 3 or edge values), the caller's pool (none, or serial in or against index order), which optional
+// pointers are NULL, one required pointer made NULL (or w_hr / grad_w_hr passed where they must not be), the
+// workspace (exact, short, misaligned, NULL), NaN in inputs.
 //
 // Every buffer is a separate malloc of exactly the bytes the call may touch (the strided extent for x / y), so
 // ASan reports any access outside it; positions of x and grad_y that the call must not read (gaps between rows,
@@ -61,6 +62,16 @@ void fail(const char *fmt, ...) {
 uint32_t bit(tsrnn_status s) { return 1u << unsigned(s); }
 
 // ---- decoding ------------------------------------------------------------------------------------------
+
+// Pools that run a phase's pieces one after another on the calling thread (tsrnn.h allows any order).
+int serial_pool(void *, int count, tsrnn_task task, void *ctx) {
+    for (int i = 0; i < count; ++i) task(ctx, i, count);
+    return 0;
+}
+int reverse_pool(void *, int count, tsrnn_task task, void *ctx) {
+    for (int i = count - 1; i >= 0; --i) task(ctx, i, count);
+    return 0;
+}
 
 struct Reader {
     const uint8_t *p;
@@ -200,6 +211,8 @@ Spec decode(const uint8_t *data, size_t size) {
 
     const uint8_t tb = r.u8();
     d.num_threads = (tb & 3) < 3 ? 1 + (tb & 3) : kThreadEdge[(tb >> 2) & 7];
+    // the caller's pool (tsrnn_desc.parallel) half of the time: in order or in reverse order, on this thread
+    if (tb & 0x40) d.parallel = (tb & 0x20) ? reverse_pool : serial_pool;
     if (odd_flags) {
         const uint8_t fb = r.u8();
         d.reverse = kFlagEdge[fb & 7];
@@ -247,11 +260,12 @@ void describe(const Spec &s, FILE *f) {
     const tsrnn_desc &d = s.desc;
     std::fprintf(f,
                  "call: %s %s %s  T=%lld B=%lld D=%lld H=%lld P=%lld  x_stride t=%lld b=%lld  y_stride t=%lld b=%lld  "
-                 "reverse=%d reset_after=%d num_threads=%d\n",
+                 "reverse=%d reset_after=%d num_threads=%d pool=%s\n",
                  s.lstm() ? "lstm" : "gru", s.fwd() ? "fwd" : "bwd", s.dtype == TSRNN_F32 ? "f32" : "f64",
                  (long long)d.T, (long long)d.B, (long long)d.D, (long long)d.H, (long long)d.P,
                  (long long)d.x_stride_t, (long long)d.x_stride_b, (long long)d.y_stride_t, (long long)d.y_stride_b,
-                 d.reverse, d.reset_after, d.num_threads);
+                 d.reverse, d.reset_after, d.num_threads,
+                 !d.parallel ? "own threads" : d.parallel == serial_pool ? "serial" : "reverse");
     std::fprintf(f, "      lengths=");
     if (!s.use_lengths) std::fprintf(f, "NULL");
     for (int64_t L : s.lengths) std::fprintf(f, "%lld ", (long long)L);
