@@ -2,7 +2,9 @@
 // fuzz target is tests/fuzz/fuzz_api.cpp, its failing inputs are kept in tests/fuzz/regressions), and a check of
 // which CPU kernel variant the run-time dispatch takes on this machine.
 #include <cstdlib>
+#include <limits>
 #include <string>
+#include <tuple>
 
 #include "test_util.h"
 
@@ -155,6 +157,44 @@ TEST(StateOverflow, BatchTimesHiddenMustFitAlsoWithoutSteps) {
     size_t bytes = 0;
     EXPECT_EQ(tsrnn_workspace_size(TSRNN_CELL_GRU, TSRNN_PASS_FWD, TSRNN_BACKEND_REF, TSRNN_F64, &d, &bytes), TSRNN_OK);
 }
+
+// ---- saturated gates ------------------------------------------------------------------------------------
+
+// Infinite and huge inputs saturate the gates. The fast sigmoid / tanh of the CPU kernels must saturate exactly
+// as the reference's libm (sigmoid 0 or 1, tanh +-1), so that the derivatives s (1 - s) and 1 - tanh^2 are exactly
+// 0 there: a tiny nonzero one times an infinite input gives NaN in the weight gradients where the reference (and
+// nn.*) has a finite value. Found by tests/python/test_bad_inputs.py after the nonlinearities were made cheaper.
+class SaturatedGates : public ::testing::TestWithParam<Cell> {};
+
+TEST_P(SaturatedGates, MatchTheReference) {
+    Case c;
+    c.cell = GetParam();
+    c.T = 3, c.B = 5, c.D = 4, c.H = 20;
+    const float inf = std::numeric_limits<float>::infinity();
+    // one special element of x (t = 2, b = 1, d = 1) or of h0 (b = 1, unit 2) at a time, as test_bad_inputs.py
+    for (const bool in_x : {true, false})
+        for (const float v : {inf, -inf, 1e30f, -1e30f, 3e38f, -3e38f, -90.0f, 90.0f}) {
+            SCOPED_TRACE(std::string(in_x ? "x" : "h0") + " = " + std::to_string(v));
+            Problem<float> ref(c, 11), cpu(c, 11);
+            const size_t at = in_x ? size_t((2 * c.B + 1) * c.D + 1) : size_t(1 * c.H + 2);
+            (in_x ? ref.x : ref.h0)[at] = v;
+            (in_x ? cpu.x : cpu.h0)[at] = v;
+            ASSERT_EQ(ref.forward(TSRNN_BACKEND_REF), TSRNN_OK);
+            ASSERT_EQ(cpu.forward(TSRNN_BACKEND_CPU), TSRNN_OK);
+            ASSERT_EQ(ref.backward(TSRNN_BACKEND_REF), TSRNN_OK);
+            ASSERT_EQ(cpu.backward(TSRNN_BACKEND_CPU), TSRNN_OK);
+            for (auto [name, a, b] :
+                 {std::tuple{"y", &cpu.y, &ref.y}, {"h_n", &cpu.h_n, &ref.h_n}, {"c_n", &cpu.c_n, &ref.c_n},
+                  {"saved", &cpu.saved, &ref.saved}, {"grad_x", &cpu.grad_x, &ref.grad_x},
+                  {"grad_h0", &cpu.grad_h0, &ref.grad_h0}, {"grad_w_ih", &cpu.grad_w_ih, &ref.grad_w_ih},
+                  {"grad_w_hh", &cpu.grad_w_hh, &ref.grad_w_hh}, {"grad_b_ih", &cpu.grad_b_ih, &ref.grad_b_ih}})
+                // NaN matches only NaN; atol 1e-4: with h0 = +-90 the weight gradients sum terms 90 times larger
+                EXPECT_TRUE(all_close(name, *a, *b, 1e-4, 1e-4));
+        }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cells, SaturatedGates, ::testing::Values(Cell::Lstm, Cell::Gru0, Cell::Gru1),
+                         [](const ::testing::TestParamInfo<Cell> &info) { return std::string(cell_name(info.param)); });
 
 } // namespace
 } // namespace tsrnn_test

@@ -1,0 +1,205 @@
+/*
+ * kernel_ab.c — paired A/B timing of two builds of the tsrnn kernel library, in one process.
+ *
+ * It dlopens two shared builds (A = baseline, B = candidate), runs the same fp32 CPU forward call on the same
+ * inputs alternately A B A B ... and prints the median time of each and the ratio B/A, and the largest
+ * difference between the two builds' outputs (y, h_n, c_n, saved) as a sanity check. Interleaving makes the
+ * comparison robust to a shared, noisy machine: both builds see the same load on average.
+ *
+ * Build each library with the flags CMake uses (gnu11, -O3 -DNDEBUG, -fPIC; kernels/ref with -ffp-contract=off),
+ * the baseline from a copy of HEAD outside the repository, the candidate from the working tree:
+ *   mkdir -p /tmp/kab/base && git archive HEAD kernels | tar -x -C /tmp/kab/base
+ *   build() { # build SRCROOT OUT.so
+ *     local f="-std=gnu11 -O3 -DNDEBUG -fPIC -Wall -Wextra -I$1/kernels/include -I$1/kernels/common" o=${2%.so}.o
+ *     for c in $(find $1/kernels/ref -name '*.c'); do gcc $f -ffp-contract=off -c $c -o $o.$(basename $c).o; done
+ *     gcc $f -shared $(find $1/kernels/common $1/kernels/cpu -name '*.c') $o.*.o -o $2 -lpthread -lm; }
+ *   build /tmp/kab/base /tmp/kab/base.so; build . /tmp/kab/cand.so
+ *   gcc -O2 -Wall -Wextra -Ikernels/include scripts/kernel_ab.c -o /tmp/kab/ab -ldl -lpthread -lm
+ * Run:
+ *   /tmp/kab/ab A.so B.so lstm|gru T B D H [iters=200] [threads=2] [pool=1] [saved=1]
+ * pool = 1 runs the pieces on a persistent pool (spin, then yield) handed in as desc.parallel (like torch's intra-op pool),
+ * pool = 0 lets the library start and join its own threads on every call.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tsrnn.h"
+
+typedef tsrnn_status (*ws_fn)(tsrnn_cell, tsrnn_pass, tsrnn_backend, tsrnn_dtype, const tsrnn_desc *, size_t *);
+typedef TSRNN_DECLARE_LSTM_FWD((*lstm_fn), float);
+typedef TSRNN_DECLARE_GRU_FWD((*gru_fn), float);
+
+/* ---- a persistent pool: piece 0 on the caller, pieces 1.. on spinning workers ---- */
+#define MAXW 16
+static struct {
+    atomic_int gen, done;
+    int count, nworkers;
+    tsrnn_task task;
+    void *ctx;
+    pthread_t th[MAXW];
+} pool;
+
+/* Spin a little, then yield: on a shared, loaded machine a pure spinner would hold a core the other thread needs. */
+static void relax(int spin) {
+    if (spin < 2000)
+        __builtin_ia32_pause();
+    else
+        sched_yield();
+}
+
+static void *pool_main(void *arg) {
+    const int id = (int)(intptr_t)arg;
+    int seen = 0;
+    for (;;) {
+        int g;
+        for (int spin = 0; (g = atomic_load_explicit(&pool.gen, memory_order_acquire)) == seen; ++spin)
+            relax(spin);
+        seen = g;
+        if (g < 0) return NULL;
+        for (int i = id; i < pool.count; i += pool.nworkers + 1) pool.task(pool.ctx, i, pool.count);
+        atomic_fetch_add_explicit(&pool.done, 1, memory_order_acq_rel);
+    }
+}
+
+static int pool_parallel(void *p, int count, tsrnn_task task, void *ctx) {
+    (void)p;
+    pool.count = count, pool.task = task, pool.ctx = ctx;
+    atomic_store(&pool.done, 0);
+    atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
+    for (int i = 0; i < count; i += pool.nworkers + 1) task(ctx, i, count);
+    for (int spin = 0; atomic_load_explicit(&pool.done, memory_order_acquire) < pool.nworkers; ++spin) relax(spin);
+    return 0;
+}
+
+/* ---- the two libraries ---- */
+typedef struct lib {
+    ws_fn ws;
+    lstm_fn lstm;
+    gru_fn gru;
+} lib;
+
+static lib load(const char *path) {
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        fprintf(stderr, "dlopen %s: %s\n", path, dlerror());
+        exit(1);
+    }
+    lib l = {(ws_fn)dlsym(h, "tsrnn_workspace_size"), (lstm_fn)dlsym(h, "tsrnn_lstm_fwd_cpu_f32"),
+             (gru_fn)dlsym(h, "tsrnn_gru_fwd_cpu_f32")};
+    if (!l.ws || !l.lstm || !l.gru) {
+        fprintf(stderr, "%s: missing symbols\n", path);
+        exit(1);
+    }
+    return l;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static float urand(unsigned *s, float a) { return a * (2.0f * (float)rand_r(s) / (float)RAND_MAX - 1.0f); }
+static float *fill(size_t n, unsigned *s, float a) {
+    float *p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+    for (size_t i = 0; i < n; ++i) p[i] = urand(s, a);
+    return p;
+}
+static float *zalloc(size_t n) { return aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64 + 64); }
+static int cmpd(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct outs {
+    float *y, *h_n, *c_n, *saved;
+    void *ws;
+    size_t wsb;
+} outs;
+
+int main(int argc, char **argv) {
+    if (argc < 8) {
+        fprintf(stderr, "usage: %s A.so B.so lstm|gru T B D H [iters] [threads] [pool] [saved]\n", argv[0]);
+        return 2;
+    }
+    lib L[2] = {load(argv[1]), load(argv[2])};
+    const int lstm = strcmp(argv[3], "lstm") == 0;
+    const int64_t T = atoll(argv[4]), B = atoll(argv[5]), D = atoll(argv[6]), H = atoll(argv[7]);
+    const int iters = argc > 8 ? atoi(argv[8]) : 200, nthr = argc > 9 ? atoi(argv[9]) : 2;
+    const int use_pool = argc > 10 ? atoi(argv[10]) : 1, use_saved = argc > 11 ? atoi(argv[11]) : 1;
+    const int64_t G = lstm ? 4 : 3, S = lstm ? 6 * H : 5 * H;
+    tsrnn_desc d = {0};
+    d.T = T, d.B = B, d.D = D, d.H = H, d.x_stride_t = B * D, d.x_stride_b = D, d.y_stride_t = B * H,
+    d.y_stride_b = H, d.reset_after = 1, d.num_threads = nthr;
+    if (use_pool && nthr > 1) {
+        pool.nworkers = nthr - 1 < MAXW ? nthr - 1 : MAXW;
+        for (int i = 0; i < pool.nworkers; ++i) pthread_create(&pool.th[i], NULL, pool_main, (void *)(intptr_t)(i + 1));
+        d.parallel = pool_parallel;
+    }
+    unsigned seed = 1234;
+    const float k = 1.0f / sqrtf((float)H);
+    float *x = fill((size_t)(T * B * D), &seed, 1.0f), *h0 = fill((size_t)(B * H), &seed, 0.5f);
+    float *c0 = fill((size_t)(B * H), &seed, 0.5f), *w_ih = fill((size_t)(G * H * D), &seed, k);
+    float *w_hh = fill((size_t)(G * H * H), &seed, k), *b_ih = fill((size_t)(G * H), &seed, k);
+    float *b_hh = fill((size_t)(G * H), &seed, k);
+    outs o[2];
+    for (int v = 0; v < 2; ++v) {
+        if (L[v].ws(lstm ? TSRNN_CELL_LSTM : TSRNN_CELL_GRU, TSRNN_PASS_FWD, TSRNN_BACKEND_CPU, TSRNN_F32, &d,
+                    &o[v].wsb) != TSRNN_OK) {
+            fprintf(stderr, "workspace size failed\n");
+            return 1;
+        }
+        o[v].ws = aligned_alloc(64, (o[v].wsb + 63) / 64 * 64 + 64);
+        o[v].y = zalloc((size_t)(T * B * H)), o[v].h_n = zalloc((size_t)(B * H)), o[v].c_n = zalloc((size_t)(B * H));
+        o[v].saved = zalloc((size_t)(T * B * S));
+        memset(o[v].ws, 0, o[v].wsb);
+        memset(o[v].saved, 0, (size_t)(T * B * S) * sizeof(float));
+        memset(o[v].y, 0, (size_t)(T * B * H) * sizeof(float));
+    }
+    double *tm[2] = {malloc(sizeof(double) * iters), malloc(sizeof(double) * iters)};
+    for (int it = -5; it < iters; ++it)
+        for (int v = 0; v < 2; ++v) {
+            outs *q = &o[v];
+            float *sv = use_saved ? q->saved : NULL;
+            const double t0 = now();
+            tsrnn_status st = lstm ? L[v].lstm(&d, x, h0, c0, w_ih, w_hh, b_ih, b_hh, NULL, q->y, q->h_n, q->c_n, sv,
+                                               q->ws, q->wsb)
+                                   : L[v].gru(&d, x, h0, w_ih, w_hh, b_ih, b_hh, q->y, q->h_n, sv, q->ws, q->wsb);
+            const double t1 = now();
+            if (st != TSRNN_OK) {
+                fprintf(stderr, "call failed: %d\n", (int)st);
+                return 1;
+            }
+            if (it >= 0) tm[v][it] = t1 - t0;
+        }
+    double maxd = 0, maxr = 0;
+    const size_t n[3] = {(size_t)(T * B * H), (size_t)(B * H), (size_t)(T * B * S)};
+    const float *pa[3] = {o[0].y, o[0].h_n, o[0].saved}, *pb[3] = {o[1].y, o[1].h_n, o[1].saved};
+    for (int q = 0; q < 3; ++q)
+        for (size_t i = 0; i < n[q]; ++i) {
+            const double a = pa[q][i], b = pb[q][i], df = fabs(a - b);
+            if (df > maxd) maxd = df;
+            if (df / (fabs(a) + 1e-6) > maxr) maxr = df / (fabs(a) + 1e-6);
+        }
+    qsort(tm[0], iters, sizeof(double), cmpd);
+    qsort(tm[1], iters, sizeof(double), cmpd);
+    const double ma = tm[0][iters / 2] * 1e3, mb = tm[1][iters / 2] * 1e3;
+    const double flops = 2.0 * T * B * G * H * (double)(D + H);
+    printf("%s T%lld B%lld D%lld H%lld thr%d pool%d saved%d iters%d: A %.4f ms  B %.4f ms  B/A %.3f  "
+           "(B %.1f GFLOP/s; p25 A %.4f B %.4f)  max|A-B| %.3g rel %.3g\n",
+           lstm ? "lstm" : "gru", (long long)T, (long long)B, (long long)D, (long long)H, nthr, use_pool, use_saved,
+           iters, ma, mb, mb / ma, flops / (mb * 1e6), tm[0][iters / 4] * 1e3, tm[1][iters / 4] * 1e3, maxd, maxr);
+    if (use_pool && nthr > 1) {
+        atomic_store(&pool.gen, -1);
+        for (int i = 0; i < pool.nworkers; ++i) pthread_join(pool.th[i], NULL);
+    }
+    return 0;
+}
