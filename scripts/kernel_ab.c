@@ -17,6 +17,10 @@
  *   gcc -O2 -Wall -Wextra -Ikernels/include scripts/kernel_ab.c -o /tmp/kab/ab -ldl -lpthread -lm
  * Run:
  *   /tmp/kab/ab A.so B.so lstm|gru T B D H [iters=200] [threads=2] [pool=1] [saved=1]
+ *   /tmp/kab/ab A.so B.so lstm-bwd|gru-bwd T B D H [iters=200] [threads=2] [pool=1]
+ * The -bwd modes run the forward once (build A, saved kept) and then time the backward call (all gradients
+ * wanted: grad_y, grad_h_n, grad_c_n given; grad_x, grad_h0, grad_c0, grad_w_*, grad_b_* written) A B A B ...;
+ * max|A-B| is then over every gradient.
  * pool = 1 runs the pieces on a persistent pool (spin, then yield) handed in as desc.parallel (like torch's intra-op pool),
  * pool = 0 lets the library start and join its own threads on every call.
  */
@@ -36,6 +40,8 @@
 typedef tsrnn_status (*ws_fn)(tsrnn_cell, tsrnn_pass, tsrnn_backend, tsrnn_dtype, const tsrnn_desc *, size_t *);
 typedef TSRNN_DECLARE_LSTM_FWD((*lstm_fn), float);
 typedef TSRNN_DECLARE_GRU_FWD((*gru_fn), float);
+typedef TSRNN_DECLARE_LSTM_BWD((*lstm_bwd_fn), float);
+typedef TSRNN_DECLARE_GRU_BWD((*gru_bwd_fn), float);
 
 /* ---- a persistent pool: piece 0 on the caller, pieces 1.. on spinning workers ---- */
 #define MAXW 16
@@ -84,6 +90,8 @@ typedef struct lib {
     ws_fn ws;
     lstm_fn lstm;
     gru_fn gru;
+    lstm_bwd_fn lstm_bwd;
+    gru_bwd_fn gru_bwd;
 } lib;
 
 static lib load(const char *path) {
@@ -93,8 +101,9 @@ static lib load(const char *path) {
         exit(1);
     }
     lib l = {(ws_fn)dlsym(h, "tsrnn_workspace_size"), (lstm_fn)dlsym(h, "tsrnn_lstm_fwd_cpu_f32"),
-             (gru_fn)dlsym(h, "tsrnn_gru_fwd_cpu_f32")};
-    if (!l.ws || !l.lstm || !l.gru) {
+             (gru_fn)dlsym(h, "tsrnn_gru_fwd_cpu_f32"), (lstm_bwd_fn)dlsym(h, "tsrnn_lstm_bwd_cpu_f32"),
+             (gru_bwd_fn)dlsym(h, "tsrnn_gru_bwd_cpu_f32")};
+    if (!l.ws || !l.lstm || !l.gru || !l.lstm_bwd || !l.gru_bwd) {
         fprintf(stderr, "%s: missing symbols\n", path);
         exit(1);
     }
@@ -125,12 +134,118 @@ typedef struct outs {
     size_t wsb;
 } outs;
 
+/* ---- backward mode ---- */
+typedef struct gouts {
+    float *gx, *gh0, *gc0, *gwih, *gwhh, *gbih, *gbhh;
+    void *ws;
+    size_t wsb;
+} gouts;
+
+static int bwd_main(int argc, char **argv, lib *L) {
+    const int lstm = strncmp(argv[3], "lstm", 4) == 0;
+    const int64_t T = atoll(argv[4]), B = atoll(argv[5]), D = atoll(argv[6]), H = atoll(argv[7]);
+    const int iters = argc > 8 ? atoi(argv[8]) : 200, nthr = argc > 9 ? atoi(argv[9]) : 2;
+    const int use_pool = argc > 10 ? atoi(argv[10]) : 1;
+    const int64_t G = lstm ? 4 : 3, S = lstm ? 6 * H : 5 * H;
+    tsrnn_desc d = {0};
+    d.T = T, d.B = B, d.D = D, d.H = H, d.x_stride_t = B * D, d.x_stride_b = D, d.y_stride_t = B * H,
+    d.y_stride_b = H, d.reset_after = 1, d.num_threads = nthr;
+    if (use_pool && nthr > 1) {
+        pool.nworkers = nthr - 1 < MAXW ? nthr - 1 : MAXW;
+        for (int i = 0; i < pool.nworkers; ++i) pthread_create(&pool.th[i], NULL, pool_main, (void *)(intptr_t)(i + 1));
+        d.parallel = pool_parallel;
+    }
+    unsigned seed = 1234;
+    const float k = 1.0f / sqrtf((float)H);
+    float *x = fill((size_t)(T * B * D), &seed, 1.0f), *h0 = fill((size_t)(B * H), &seed, 0.5f);
+    float *c0 = fill((size_t)(B * H), &seed, 0.5f), *w_ih = fill((size_t)(G * H * D), &seed, k);
+    float *w_hh = fill((size_t)(G * H * H), &seed, k), *b_ih = fill((size_t)(G * H), &seed, k);
+    float *b_hh = fill((size_t)(G * H), &seed, k);
+    float *gy = fill((size_t)(T * B * H), &seed, 1.0f), *ghn = fill((size_t)(B * H), &seed, 1.0f);
+    float *gcn = fill((size_t)(B * H), &seed, 1.0f);
+    /* forward once with build A */
+    size_t fwb;
+    if (L[0].ws(lstm ? TSRNN_CELL_LSTM : TSRNN_CELL_GRU, TSRNN_PASS_FWD, TSRNN_BACKEND_CPU, TSRNN_F32, &d, &fwb) !=
+        TSRNN_OK) {
+        fprintf(stderr, "workspace size failed\n");
+        return 1;
+    }
+    void *fws = aligned_alloc(64, (fwb + 63) / 64 * 64 + 64);
+    float *y = zalloc((size_t)(T * B * H)), *h_n = zalloc((size_t)(B * H)), *c_n = zalloc((size_t)(B * H));
+    float *saved = zalloc((size_t)(T * B * S));
+    tsrnn_status st = lstm ? L[0].lstm(&d, x, h0, c0, w_ih, w_hh, b_ih, b_hh, NULL, y, h_n, c_n, saved, fws, fwb)
+                           : L[0].gru(&d, x, h0, w_ih, w_hh, b_ih, b_hh, y, h_n, saved, fws, fwb);
+    if (st != TSRNN_OK) {
+        fprintf(stderr, "forward failed: %d\n", (int)st);
+        return 1;
+    }
+    gouts o[2];
+    const size_t n[7] = {(size_t)(T * B * D), (size_t)(B * H), (size_t)(B * H), (size_t)(G * H * D),
+                         (size_t)(G * H * H), (size_t)(G * H), (size_t)(G * H)};
+    for (int v = 0; v < 2; ++v) {
+        if (L[v].ws(lstm ? TSRNN_CELL_LSTM : TSRNN_CELL_GRU, TSRNN_PASS_BWD, TSRNN_BACKEND_CPU, TSRNN_F32, &d,
+                    &o[v].wsb) != TSRNN_OK) {
+            fprintf(stderr, "workspace size failed\n");
+            return 1;
+        }
+        o[v].ws = aligned_alloc(64, (o[v].wsb + 63) / 64 * 64 + 64);
+        memset(o[v].ws, 0, o[v].wsb);
+        float **p[7] = {&o[v].gx, &o[v].gh0, &o[v].gc0, &o[v].gwih, &o[v].gwhh, &o[v].gbih, &o[v].gbhh};
+        for (int q = 0; q < 7; ++q) {
+            *p[q] = zalloc(n[q]);
+            memset(*p[q], 0, n[q] * sizeof(float));
+        }
+    }
+    double *tm[2] = {malloc(sizeof(double) * iters), malloc(sizeof(double) * iters)};
+    for (int it = -5; it < iters; ++it)
+        for (int v = 0; v < 2; ++v) {
+            gouts *q = &o[v];
+            const double t0 = now();
+            st = lstm ? L[v].lstm_bwd(&d, x, h0, c0, w_ih, w_hh, NULL, saved, gy, ghn, gcn, q->gx, q->gh0, q->gc0,
+                                      q->gwih, q->gwhh, q->gbih, q->gbhh, NULL, q->ws, q->wsb)
+                      : L[v].gru_bwd(&d, x, h0, w_ih, w_hh, saved, gy, ghn, q->gx, q->gh0, q->gwih, q->gwhh, q->gbih,
+                                     q->gbhh, q->ws, q->wsb);
+            const double t1 = now();
+            if (st != TSRNN_OK) {
+                fprintf(stderr, "backward call failed: %d\n", (int)st);
+                return 1;
+            }
+            if (it >= 0) tm[v][it] = t1 - t0;
+        }
+    double maxd = 0, maxr = 0;
+    const float *pa[7] = {o[0].gx, o[0].gh0, o[0].gc0, o[0].gwih, o[0].gwhh, o[0].gbih, o[0].gbhh};
+    const float *pb[7] = {o[1].gx, o[1].gh0, o[1].gc0, o[1].gwih, o[1].gwhh, o[1].gbih, o[1].gbhh};
+    for (int q = 0; q < 7; ++q) {
+        if (q == 2 && !lstm) continue;
+        for (size_t i = 0; i < n[q]; ++i) {
+            const double a = pa[q][i], b = pb[q][i], df = fabs(a - b);
+            if (df > maxd) maxd = df;
+            if (df / (fabs(a) + 1e-6) > maxr) maxr = df / (fabs(a) + 1e-6);
+        }
+    }
+    qsort(tm[0], iters, sizeof(double), cmpd);
+    qsort(tm[1], iters, sizeof(double), cmpd);
+    const double ma = tm[0][iters / 2] * 1e3, mb = tm[1][iters / 2] * 1e3;
+    const double flops = 2.0 * 2.0 * T * B * G * H * (double)(D + H); /* dh, grad_x, grad_w_hh, grad_w_ih */
+    printf("%s T%lld B%lld D%lld H%lld thr%d pool%d iters%d: A %.4f ms  B %.4f ms  B/A %.3f  "
+           "(B %.1f GFLOP/s; p25 A %.4f B %.4f)  max|A-B| %.3g rel %.3g\n",
+           argv[3], (long long)T, (long long)B, (long long)D, (long long)H, nthr, use_pool, iters, ma, mb, mb / ma,
+           flops / (mb * 1e6), tm[0][iters / 4] * 1e3, tm[1][iters / 4] * 1e3, maxd, maxr);
+    if (use_pool && nthr > 1) {
+        atomic_store(&pool.gen, -1);
+        for (int i = 0; i < pool.nworkers; ++i) pthread_join(pool.th[i], NULL);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 8) {
-        fprintf(stderr, "usage: %s A.so B.so lstm|gru T B D H [iters] [threads] [pool] [saved]\n", argv[0]);
+        fprintf(stderr, "usage: %s A.so B.so lstm|gru|lstm-bwd|gru-bwd T B D H [iters] [threads] [pool] [saved]\n",
+                argv[0]);
         return 2;
     }
     lib L[2] = {load(argv[1]), load(argv[2])};
+    if (strstr(argv[3], "-bwd")) return bwd_main(argc, argv, L);
     const int lstm = strcmp(argv[3], "lstm") == 0;
     const int64_t T = atoll(argv[4]), B = atoll(argv[5]), D = atoll(argv[6]), H = atoll(argv[7]);
     const int iters = argc > 8 ? atoi(argv[8]) : 200, nthr = argc > 9 ? atoi(argv[9]) : 2;
