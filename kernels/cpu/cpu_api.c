@@ -55,6 +55,13 @@ int tsrnn__cpu_product_threads(const tsrnn_desc *d) {
     return n < 1 ? 1 : (int)n;
 }
 
+int tsrnn__cpu_fwd_hoist(tsrnn_cell cell, const tsrnn_desc *d) {
+    const int64_t pad = TSRNN_CPU_PAD_BYTES / sizeof(float), nx = cell == TSRNN_CELL_LSTM ? 4 : 3;
+    const int64_t Hp = (d->H + pad - 1) / pad * pad;
+    if (d->B < 1 || d->B >= TSRNN_CPU_HOIST_MAX_B || d->T < 2 || d->D < 1) return 0;
+    return d->T <= TSRNN_CPU_HOIST_MAX_ELEMS / d->B / (nx * Hp);
+}
+
 void tsrnn__cpu_layout_of(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, const tsrnn_desc *d,
                           tsrnn__cpu_layout *l) {
     const size_t es = dtype == TSRNN_F64 ? sizeof(double) : sizeof(float);
@@ -79,6 +86,7 @@ void tsrnn__cpu_layout_of(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, c
         l->mbuf = proj ? take(l, mul_sz(B, row)) : 0;
         l->gscr = gru0 ? take(l, mul_sz(3 * B, row)) : 0;
         l->rh = gru0 ? take(l, mul_sz(B, row)) : 0;
+        l->xp = tsrnn__cpu_fwd_hoist(cell, d) ? take(l, mul_sz(mul_sz(M, lstm ? 4 : 3), row)) : 0;
     } else {
         const size_t LDH = (size_t)tsrnn__cpu_ld((int64_t)R, (int64_t)pad);
         const size_t LDX = (size_t)tsrnn__cpu_ld((int64_t)D, (int64_t)pad);

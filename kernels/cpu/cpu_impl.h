@@ -60,6 +60,7 @@ typedef struct tsrnn__cpu_layout {
     size_t mbuf;   /* LSTM P > 0: B x Hp m = o * tanh(c) of the step, before the projection */
     size_t gscr;   /* GRU reset_after=0: B x 3Hp [n_x r z] between the two products of a step */
     size_t rh;     /* GRU reset_after=0: B x Hp r * h_{t-1} */
+    size_t xp;     /* tsrnn__cpu_fwd_hoist: M x NX*Hp bias + x W_ih^T of every row (NX = 4 LSTM, 3 GRU x slots) */
     /* backward */
     size_t dg;     /* M x LDG pre-activation gate gradients */
     size_t hprev;  /* M x LDH h_{t-1} of each row */
@@ -85,6 +86,19 @@ void tsrnn__cpu_layout_of(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, c
 /* Threads for the time loop (batch slices) and for the products partitioned over outputs. */
 int tsrnn__cpu_sweep_threads(const tsrnn_desc *desc);
 int tsrnn__cpu_product_threads(const tsrnn_desc *desc);
+
+/* Batches below this many rows hoist the forward's input projection (see tsrnn__cpu_fwd_hoist). */
+#define TSRNN_CPU_HOIST_MAX_B (2 * TSRNN_CPU_MIN_ROWS_PER_THREAD)
+/* Most elements of the hoisted projection's buffer (M x NX*Hp): larger calls keep the fused step. */
+#define TSRNN_CPU_HOIST_MAX_ELEMS ((int64_t)1 << 24)
+/*
+ * 1 when the forward computes bias + x W_ih^T for all M rows before the time loop (one blocked product over
+ * multi-row tiles, split over threads by rows) instead of inside each step: small batches, whose steps are
+ * one-row tiles bound by the latency of the chain over K = D + R and run on one thread. Depends only on the
+ * shape (never on the thread count), so the workspace size and the results do not depend on num_threads; the
+ * results are bitwise those of the fused step (same operations per element, in the same order).
+ */
+int tsrnn__cpu_fwd_hoist(tsrnn_cell cell, const tsrnn_desc *desc);
 
 /*
  * Runs task(ctx, i, count) for i = 0 .. count-1 (count capped at TSRNN_CPU_MAX_THREADS; the pieces must not
