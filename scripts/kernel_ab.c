@@ -128,6 +128,55 @@ static int cmpd(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* Largest absolute and relative difference of b from a over n values, folded into *maxd and *maxr. */
+static void max_diff(const float *a, const float *b, size_t n, double *maxd, double *maxr) {
+    for (size_t i = 0; i < n; ++i) {
+        const double df = fabs((double)a[i] - (double)b[i]), rel = df / (fabs((double)a[i]) + 1e-6);
+        if (df > *maxd) *maxd = df;
+        if (rel > *maxr) *maxr = rel;
+    }
+}
+
+/* Median of n times (seconds, sorted in place), in ms. */
+static double median_ms(double *t, int n) {
+    qsort(t, n, sizeof(double), cmpd);
+    return t[n / 2] * 1e3;
+}
+
+/* ---- one problem, both modes: arguments, desc (on the pool when asked), inputs ---- */
+typedef struct problem {
+    int lstm, iters, nthr, use_pool;
+    int64_t T, B, D, H, G, S;
+    tsrnn_desc d;
+    unsigned seed; /* where the inputs' random stream stopped (the backward draws its gradients from there) */
+    float *x, *h0, *c0, *w_ih, *w_hh, *b_ih, *b_hh;
+} problem;
+
+static problem setup(int argc, char **argv) {
+    problem p = {0};
+    p.lstm = strncmp(argv[3], "lstm", 4) == 0;
+    p.T = atoll(argv[4]), p.B = atoll(argv[5]), p.D = atoll(argv[6]), p.H = atoll(argv[7]);
+    p.iters = argc > 8 ? atoi(argv[8]) : 200, p.nthr = argc > 9 ? atoi(argv[9]) : 2;
+    p.use_pool = argc > 10 ? atoi(argv[10]) : 1;
+    const int64_t T = p.T, B = p.B, D = p.D, H = p.H, G = p.G = p.lstm ? 4 : 3;
+    p.S = p.lstm ? 6 * H : 5 * H;
+    tsrnn_desc *d = &p.d;
+    d->T = T, d->B = B, d->D = D, d->H = H, d->x_stride_t = B * D, d->x_stride_b = D, d->y_stride_t = B * H,
+    d->y_stride_b = H, d->reset_after = 1, d->num_threads = p.nthr;
+    if (p.use_pool && p.nthr > 1) {
+        pool.nworkers = p.nthr - 1 < MAXW ? p.nthr - 1 : MAXW;
+        for (int i = 0; i < pool.nworkers; ++i) pthread_create(&pool.th[i], NULL, pool_main, (void *)(intptr_t)(i + 1));
+        d->parallel = pool_parallel;
+    }
+    p.seed = 1234;
+    const float k = 1.0f / sqrtf((float)H);
+    p.x = fill((size_t)(T * B * D), &p.seed, 1.0f), p.h0 = fill((size_t)(B * H), &p.seed, 0.5f);
+    p.c0 = fill((size_t)(B * H), &p.seed, 0.5f), p.w_ih = fill((size_t)(G * H * D), &p.seed, k);
+    p.w_hh = fill((size_t)(G * H * H), &p.seed, k), p.b_ih = fill((size_t)(G * H), &p.seed, k);
+    p.b_hh = fill((size_t)(G * H), &p.seed, k);
+    return p;
+}
+
 typedef struct outs {
     float *y, *h_n, *c_n, *saved;
     void *ws;
@@ -142,25 +191,12 @@ typedef struct gouts {
 } gouts;
 
 static int bwd_main(int argc, char **argv, lib *L) {
-    const int lstm = strncmp(argv[3], "lstm", 4) == 0;
-    const int64_t T = atoll(argv[4]), B = atoll(argv[5]), D = atoll(argv[6]), H = atoll(argv[7]);
-    const int iters = argc > 8 ? atoi(argv[8]) : 200, nthr = argc > 9 ? atoi(argv[9]) : 2;
-    const int use_pool = argc > 10 ? atoi(argv[10]) : 1;
-    const int64_t G = lstm ? 4 : 3, S = lstm ? 6 * H : 5 * H;
-    tsrnn_desc d = {0};
-    d.T = T, d.B = B, d.D = D, d.H = H, d.x_stride_t = B * D, d.x_stride_b = D, d.y_stride_t = B * H,
-    d.y_stride_b = H, d.reset_after = 1, d.num_threads = nthr;
-    if (use_pool && nthr > 1) {
-        pool.nworkers = nthr - 1 < MAXW ? nthr - 1 : MAXW;
-        for (int i = 0; i < pool.nworkers; ++i) pthread_create(&pool.th[i], NULL, pool_main, (void *)(intptr_t)(i + 1));
-        d.parallel = pool_parallel;
-    }
-    unsigned seed = 1234;
-    const float k = 1.0f / sqrtf((float)H);
-    float *x = fill((size_t)(T * B * D), &seed, 1.0f), *h0 = fill((size_t)(B * H), &seed, 0.5f);
-    float *c0 = fill((size_t)(B * H), &seed, 0.5f), *w_ih = fill((size_t)(G * H * D), &seed, k);
-    float *w_hh = fill((size_t)(G * H * H), &seed, k), *b_ih = fill((size_t)(G * H), &seed, k);
-    float *b_hh = fill((size_t)(G * H), &seed, k);
+    problem p = setup(argc, argv);
+    const int lstm = p.lstm, iters = p.iters, nthr = p.nthr, use_pool = p.use_pool;
+    const int64_t T = p.T, B = p.B, D = p.D, H = p.H, G = p.G, S = p.S;
+    tsrnn_desc d = p.d;
+    float *x = p.x, *h0 = p.h0, *c0 = p.c0, *w_ih = p.w_ih, *w_hh = p.w_hh, *b_ih = p.b_ih, *b_hh = p.b_hh;
+    unsigned seed = p.seed;
     float *gy = fill((size_t)(T * B * H), &seed, 1.0f), *ghn = fill((size_t)(B * H), &seed, 1.0f);
     float *gcn = fill((size_t)(B * H), &seed, 1.0f);
     /* forward once with build A */
@@ -215,17 +251,9 @@ static int bwd_main(int argc, char **argv, lib *L) {
     double maxd = 0, maxr = 0;
     const float *pa[7] = {o[0].gx, o[0].gh0, o[0].gc0, o[0].gwih, o[0].gwhh, o[0].gbih, o[0].gbhh};
     const float *pb[7] = {o[1].gx, o[1].gh0, o[1].gc0, o[1].gwih, o[1].gwhh, o[1].gbih, o[1].gbhh};
-    for (int q = 0; q < 7; ++q) {
-        if (q == 2 && !lstm) continue;
-        for (size_t i = 0; i < n[q]; ++i) {
-            const double a = pa[q][i], b = pb[q][i], df = fabs(a - b);
-            if (df > maxd) maxd = df;
-            if (df / (fabs(a) + 1e-6) > maxr) maxr = df / (fabs(a) + 1e-6);
-        }
-    }
-    qsort(tm[0], iters, sizeof(double), cmpd);
-    qsort(tm[1], iters, sizeof(double), cmpd);
-    const double ma = tm[0][iters / 2] * 1e3, mb = tm[1][iters / 2] * 1e3;
+    for (int q = 0; q < 7; ++q)
+        if (q != 2 || lstm) max_diff(pa[q], pb[q], n[q], &maxd, &maxr);
+    const double ma = median_ms(tm[0], iters), mb = median_ms(tm[1], iters);
     const double flops = 2.0 * 2.0 * T * B * G * H * (double)(D + H); /* dh, grad_x, grad_w_hh, grad_w_ih */
     printf("%s T%lld B%lld D%lld H%lld thr%d pool%d iters%d: A %.4f ms  B %.4f ms  B/A %.3f  "
            "(B %.1f GFLOP/s; p25 A %.4f B %.4f)  max|A-B| %.3g rel %.3g\n",
@@ -246,25 +274,12 @@ int main(int argc, char **argv) {
     }
     lib L[2] = {load(argv[1]), load(argv[2])};
     if (strstr(argv[3], "-bwd")) return bwd_main(argc, argv, L);
-    const int lstm = strcmp(argv[3], "lstm") == 0;
-    const int64_t T = atoll(argv[4]), B = atoll(argv[5]), D = atoll(argv[6]), H = atoll(argv[7]);
-    const int iters = argc > 8 ? atoi(argv[8]) : 200, nthr = argc > 9 ? atoi(argv[9]) : 2;
-    const int use_pool = argc > 10 ? atoi(argv[10]) : 1, use_saved = argc > 11 ? atoi(argv[11]) : 1;
-    const int64_t G = lstm ? 4 : 3, S = lstm ? 6 * H : 5 * H;
-    tsrnn_desc d = {0};
-    d.T = T, d.B = B, d.D = D, d.H = H, d.x_stride_t = B * D, d.x_stride_b = D, d.y_stride_t = B * H,
-    d.y_stride_b = H, d.reset_after = 1, d.num_threads = nthr;
-    if (use_pool && nthr > 1) {
-        pool.nworkers = nthr - 1 < MAXW ? nthr - 1 : MAXW;
-        for (int i = 0; i < pool.nworkers; ++i) pthread_create(&pool.th[i], NULL, pool_main, (void *)(intptr_t)(i + 1));
-        d.parallel = pool_parallel;
-    }
-    unsigned seed = 1234;
-    const float k = 1.0f / sqrtf((float)H);
-    float *x = fill((size_t)(T * B * D), &seed, 1.0f), *h0 = fill((size_t)(B * H), &seed, 0.5f);
-    float *c0 = fill((size_t)(B * H), &seed, 0.5f), *w_ih = fill((size_t)(G * H * D), &seed, k);
-    float *w_hh = fill((size_t)(G * H * H), &seed, k), *b_ih = fill((size_t)(G * H), &seed, k);
-    float *b_hh = fill((size_t)(G * H), &seed, k);
+    problem p = setup(argc, argv);
+    const int lstm = p.lstm, iters = p.iters, nthr = p.nthr, use_pool = p.use_pool;
+    const int64_t T = p.T, B = p.B, D = p.D, H = p.H, G = p.G, S = p.S;
+    tsrnn_desc d = p.d;
+    float *x = p.x, *h0 = p.h0, *c0 = p.c0, *w_ih = p.w_ih, *w_hh = p.w_hh, *b_ih = p.b_ih, *b_hh = p.b_hh;
+    const int use_saved = argc > 11 ? atoi(argv[11]) : 1;
     outs o[2];
     for (int v = 0; v < 2; ++v) {
         if (L[v].ws(lstm ? TSRNN_CELL_LSTM : TSRNN_CELL_GRU, TSRNN_PASS_FWD, TSRNN_BACKEND_CPU, TSRNN_F32, &d,
@@ -298,15 +313,8 @@ int main(int argc, char **argv) {
     double maxd = 0, maxr = 0;
     const size_t n[3] = {(size_t)(T * B * H), (size_t)(B * H), (size_t)(T * B * S)};
     const float *pa[3] = {o[0].y, o[0].h_n, o[0].saved}, *pb[3] = {o[1].y, o[1].h_n, o[1].saved};
-    for (int q = 0; q < 3; ++q)
-        for (size_t i = 0; i < n[q]; ++i) {
-            const double a = pa[q][i], b = pb[q][i], df = fabs(a - b);
-            if (df > maxd) maxd = df;
-            if (df / (fabs(a) + 1e-6) > maxr) maxr = df / (fabs(a) + 1e-6);
-        }
-    qsort(tm[0], iters, sizeof(double), cmpd);
-    qsort(tm[1], iters, sizeof(double), cmpd);
-    const double ma = tm[0][iters / 2] * 1e3, mb = tm[1][iters / 2] * 1e3;
+    for (int q = 0; q < 3; ++q) max_diff(pa[q], pb[q], n[q], &maxd, &maxr);
+    const double ma = median_ms(tm[0], iters), mb = median_ms(tm[1], iters);
     const double flops = 2.0 * T * B * G * H * (double)(D + H);
     printf("%s T%lld B%lld D%lld H%lld thr%d pool%d saved%d iters%d: A %.4f ms  B %.4f ms  B/A %.3f  "
            "(B %.1f GFLOP/s; p25 A %.4f B %.4f)  max|A-B| %.3g rel %.3g\n",
