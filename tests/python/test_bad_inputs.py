@@ -395,6 +395,16 @@ LAYOUTS = [
 ]
 
 
+def _compare_as_leaves(ours, theirs, x, hx):
+    """compare_with_nn with x and the states (a tensor or an (h, c) tuple, or None) as gradient leaves."""
+    x = leaves(x)[0]
+    hx_leaves = []
+    if hx is not None:
+        hx_leaves = leaves(*(hx if isinstance(hx, tuple) else (hx,)))
+        hx = tuple(hx_leaves) if isinstance(hx, tuple) else hx_leaves[0]
+    compare_with_nn(ours, theirs, x, hx, extra_leaves=[x, *hx_leaves])
+
+
 @pytest.mark.parametrize("kind", LAYOUTS)
 @pytest.mark.parametrize("cell", CELLS)
 def test_layouts_match_nn(cell, kind):
@@ -405,12 +415,7 @@ def test_layouts_match_nn(cell, kind):
             value = make(getattr(m, name).detach().clone())
             assert not value.is_contiguous(), f"{kind}: {name} should be a non-contiguous view"
             setattr(m, name, nn.Parameter(value))
-    x = leaves(x)[0]
-    hx_leaves = []
-    if hx is not None:
-        hx_leaves = leaves(*(hx if isinstance(hx, tuple) else (hx,)))
-        hx = tuple(hx_leaves) if isinstance(hx, tuple) else hx_leaves[0]
-    compare_with_nn(ours, theirs, x, hx, extra_leaves=[x, *hx_leaves])
+    _compare_as_leaves(ours, theirs, x, hx)
 
 
 # ---- special values: NaN, inf, 1e30 --------------------------------------------------------------------------
@@ -457,12 +462,7 @@ SPECIALS = [
 def test_special_values_match_nn(cell, kind):
     ours, theirs = twins(cell, seed=5)
     x, hx = _special(kind, cell, ours, theirs)
-    x = leaves(x)[0]
-    hx_leaves = []
-    if hx is not None:
-        hx_leaves = leaves(*(hx if isinstance(hx, tuple) else (hx,)))
-        hx = tuple(hx_leaves) if isinstance(hx, tuple) else hx_leaves[0]
-    compare_with_nn(ours, theirs, x, hx, extra_leaves=[x, *hx_leaves])
+    _compare_as_leaves(ours, theirs, x, hx)
 
 
 # ---- sizes: empty, long, wide, and too large -------------------------------------------------------------
