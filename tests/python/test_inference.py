@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import tsrnn
-from tsrnn import _ops
+from tsrnn import _ops, modules
 
 CELLS = ["lstm", "lstm_proj", "gru", "gru_reset_before"]
 
@@ -78,7 +78,8 @@ def _module(cell, D, H):
 
 
 class _Spy:
-    """Records the need_saved of every op call the modules make."""
+    """Records the need_saved of every op call the modules make: through the _ops wrappers (the generic layer
+    loop) or straight to the op (the single-layer path, which always passes need_saved, last)."""
 
     def __init__(self, monkeypatch):
         self.seen = []
@@ -90,6 +91,14 @@ class _Spy:
                 return _real(*args, need_saved=need_saved, **kwargs)
 
             monkeypatch.setattr(_ops, name, spy)
+        for name in ("_LSTM_OP", "_GRU_OP"):
+            real = getattr(modules, name)
+
+            def op_spy(*args, _real=real):
+                self.seen.append(args[-1])
+                return _real(*args)
+
+            monkeypatch.setattr(modules, name, op_spy)
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -8,7 +8,9 @@ any instance of those.)
 ``forward`` composes one ``torch.ops.tsrnn`` call per layer and direction: the reverse direction is the kernel's
 ``reverse`` flag, a PackedSequence becomes a padded batch plus the kernel's per-sequence ``lengths``, an LSTM's
 ``proj_size`` is the kernel's projection ``w_hr`` (applied inside its time loop), and dropout is applied between
-layers in training mode, as nn.* does.
+layers in training mode, as nn.* does. The common call (one layer, one direction, a 3-D tensor, no hx, no
+return_gates) calls its op directly, without the generic path's argument handling and layer loop: the same op
+call and the same results (tests/python/test_single_layer_path.py), half of the module's Python time at B = 1.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from . import _ops
 
 __all__ = ["LSTM", "GRU"]
+
+_LSTM_OP = torch.ops.tsrnn.lstm.default
+_GRU_OP = torch.ops.tsrnn.gru.default
 
 
 class _TsrnnRNNMixin:
@@ -71,6 +76,21 @@ class _TsrnnRNNMixin:
             if s.device != x.device:
                 raise ValueError(f"{name}: hx is on {s.device} but input is on {x.device}")
         return x, lengths, states, is_batched, packed
+
+    def _single_layer_call(self, input, hx, return_gates: bool):
+        """The flat weights and whether a gradient can flow, when ``forward`` can skip the generic path: one layer
+        in one direction, a batched tensor input nn.*'s check_input accepts (same dtype as the weights, last size
+        input_size), no hx and no return_gates; else None. Anything else, errors included, takes ``_run``.
+        This is the B = 1 streaming call's path: it saves about half of the module's Python time per call."""
+        if hx is not None or return_gates or self.num_layers != 1 or self.bidirectional:
+            return None
+        if not isinstance(input, Tensor) or input.dim() != 3:
+            return None
+        w = self._flat_weights
+        if input.dtype != w[0].dtype or input.shape[2] != self.input_size:
+            return None
+        need_grad = torch.is_grad_enabled() and (input.requires_grad or any(p.requires_grad for p in w))
+        return w, need_grad
 
     def _layer_weights(self, k: int):
         """(w_ih, w_hh, b_ih, b_hh, w_hr) of layer * dirs + direction k; None for what the module does not have.
@@ -168,6 +188,19 @@ class LSTM(_TsrnnRNNMixin, nn.RNNBase):
     permute_hidden = nn.LSTM.permute_hidden
 
     def forward(self, input, hx=None, return_gates: bool = False):
+        fast = self._single_layer_call(input, hx, return_gates)
+        if fast is not None:
+            w, need_grad = fast
+            b_ih, b_hh = (w[2], w[3]) if self.bias else (None, None)
+            w_hr = w[-1] if self.proj_size > 0 else None
+            args = (input, None, None, w[0], w[1], b_ih, b_hh, None, self.batch_first, False, w_hr)
+            if need_grad or torch.compiler.is_compiling():
+                y, h_n, c_n, _ = _LSTM_OP(*args, need_grad)
+            else:
+                with torch._C._AutoDispatchBelowAutograd():
+                    y, h_n, c_n, _ = _LSTM_OP(*args, False)
+            return y, (h_n.unsqueeze(0), c_n.unsqueeze(0))
+
         def call(x, states, weights, lengths, reverse, need_saved):
             w_ih, w_hh, b_ih, b_hh, w_hr = weights
             y, h_n, c_n, saved = _ops.lstm(
@@ -205,6 +238,18 @@ class GRU(_TsrnnRNNMixin, nn.RNNBase):
         return s if self.reset_after else s + ", reset_after=False"
 
     def forward(self, input, hx=None, return_gates: bool = False):
+        fast = self._single_layer_call(input, hx, return_gates)
+        if fast is not None:
+            w, need_grad = fast
+            b_ih, b_hh = (w[2], w[3]) if self.bias else (None, None)
+            args = (input, None, w[0], w[1], b_ih, b_hh, None, self.batch_first, False, self.reset_after)
+            if need_grad or torch.compiler.is_compiling():
+                y, h_n, _ = _GRU_OP(*args, need_grad)
+            else:
+                with torch._C._AutoDispatchBelowAutograd():
+                    y, h_n, _ = _GRU_OP(*args, False)
+            return y, h_n.unsqueeze(0)
+
         def call(x, states, weights, lengths, reverse, need_saved):
             y, h_n, saved = _ops.gru(
                 x, states[0], *weights[:4], lengths, self.batch_first, reverse, self.reset_after,
