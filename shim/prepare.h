@@ -8,8 +8,13 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <optional>
 #include <vector>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "common.h"
 
@@ -20,6 +25,34 @@ namespace {
 using OptTensor = std::optional<Tensor>;
 
 inline Tensor zeros(const Tensor &like, std::vector<int64_t> shape) { return torch::stable::new_zeros(like, shape); }
+
+// Huge pages for a large new CPU buffer, asked for before anything touches it. A fresh large tensor (glibc maps
+// every allocation past 32 MB anew) faults on the first touch of each 4 KiB page; the kernels then write it in
+// full at once. Measured here (tests excepted, THP in "madvise" mode): a fresh 39 MB tensor, the saved
+// activations of an LSTM at B = 64, T = 100, H = 256, takes 13.6 ms to fill with 4 KiB pages and 3.3 ms with
+// MADV_HUGEPAGE. Only the 2 MiB-aligned inside of the buffer is advised, so no other allocation is affected;
+// the advice is a hint (an error or a kernel without THP changes nothing). TSRNN_CPU_HUGEPAGES=0 turns it off.
+constexpr size_t kHugePageHintBytes = size_t(4) << 20;
+
+inline bool huge_page_hints_enabled() {
+    static const bool enabled = [] {
+        const char *v = std::getenv("TSRNN_CPU_HUGEPAGES");
+        return v == nullptr || !(v[0] == '0' && v[1] == '\0');
+    }();
+    return enabled;
+}
+
+inline void advise_huge_pages(void *data, size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    constexpr uintptr_t kHuge = uintptr_t(2) << 20;
+    const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(kHuge - 1);
+    if (end > begin && huge_page_hints_enabled()) (void)madvise(reinterpret_cast<void *>(begin), end - begin, MADV_HUGEPAGE);
+#else
+    (void)data;
+    (void)bytes;
+#endif
+}
 
 // A new uninitialized contiguous tensor on like's device, of like's dtype or the given C-shim dtype code. Made by
 // the C shim's empty_strided, a direct call: the 2.10 stable new_empty goes through the dispatcher by name and
@@ -41,6 +74,15 @@ inline Tensor empty(const Tensor &like, const std::vector<int64_t> &shape, std::
     AtenTensorHandle made = nullptr;
     STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_empty_strided(static_cast<int64_t>(shape.size()), shape.data(), strides.data(),
                                                     dt, device_type, device_index, &made));
+    int64_t numel = 1;
+    for (const int64_t n : shape) numel *= n;
+    const size_t elem = dt == aoti_torch_dtype_float32() ? 4 : dt == aoti_torch_dtype_float64() ? 8 : 1;
+    const size_t bytes = static_cast<size_t>(numel) * elem;
+    if (device_type == aoti_torch_device_type_cpu() && bytes >= kHugePageHintBytes) {
+        void *data = nullptr;
+        STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_data_ptr(made, &data));
+        advise_huge_pages(data, bytes);
+    }
     return Tensor(made);
 }
 

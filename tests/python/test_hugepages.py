@@ -1,0 +1,76 @@
+"""Large CPU outputs ask for transparent huge pages (shim/prepare.h, empty): MADV_HUGEPAGE on the 2 MiB-aligned
+inside of every new CPU tensor of at least 4 MiB, before the kernel writes it; TSRNN_CPU_HUGEPAGES=0 turns it off.
+
+Checked where the kernel shows it: the VmFlags of the mapping in /proc/self/smaps ("hg" = MADV_HUGEPAGE)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import tsrnn  # noqa: F401  (loads the ops)
+
+THP = "/sys/kernel/mm/transparent_hugepage/enabled"
+pytestmark = pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and os.path.exists(THP) and os.path.exists("/proc/self/smaps")),
+    reason="transparent huge pages are a Linux feature; this kernel has none",
+)
+
+HUGE = 2 << 20
+
+
+def _flags_at(address: int) -> list[str]:
+    """VmFlags of the mapping of this process that contains address."""
+    with open("/proc/self/smaps") as f:
+        inside = False
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                lo, hi = (int(v, 16) for v in head.split("-"))
+                inside = lo <= address < hi
+            elif inside and head == "VmFlags:":
+                return line.split()[1:]
+    raise AssertionError(f"no mapping contains {address:#x}")
+
+
+def _inside(t: torch.Tensor) -> int:
+    """First 2 MiB-aligned address inside t's data (t spans at least 4 MiB, so there is one)."""
+    return (t.data_ptr() + HUGE - 1) // HUGE * HUGE
+
+
+def _big_outputs():
+    """An LSTM call whose saved (100 x 64 x 384 floats, 9.8 MB) and y (3.3 MB) are large, h_n small."""
+    T, B, H = 100, 64, 64
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(T, B, 8, generator=g)
+    w = [torch.randn(4 * H, 8, generator=g), torch.randn(4 * H, H, generator=g)]
+    y, h_n, c_n, saved = torch.ops.tsrnn.lstm.default(x, None, None, *w, None, None, None, False, False)
+    assert saved.numel() * 4 >= 4 << 20
+    return y, saved
+
+
+def test_large_output_is_advised():
+    _, saved = _big_outputs()
+    assert "hg" in _flags_at(_inside(saved)), "the 9.8 MB saved tensor should be MADV_HUGEPAGE"
+
+
+def test_results_do_not_depend_on_the_advice():
+    code = (
+        "import torch, tsrnn, sys; sys.path.insert(0, sys.argv[1]); import test_hugepages as t; "
+        "y, s = t._big_outputs(); print('hg' in t._flags_at(t._inside(s))); torch.save((y, s), sys.argv[2])"
+    )
+    results = {}
+    for value in ("0", "1"):
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"tsrnn_hugepages_{os.getpid()}_{value}.pt")
+        env = dict(os.environ, TSRNN_CPU_HUGEPAGES=value)
+        out = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__), path], env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        advised = out.stdout.strip().splitlines()[-1]
+        assert advised == ("True" if value == "1" else "False"), f"TSRNN_CPU_HUGEPAGES={value}: advised {advised}"
+        results[value] = torch.load(path)
+        os.remove(path)
+    for a, b in zip(results["0"], results["1"], strict=True):
+        assert torch.equal(a, b)
