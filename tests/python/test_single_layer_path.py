@@ -29,7 +29,7 @@ def _leaves(out):
 
 def _generic(monkeypatch):
     """Sends every call through the generic path."""
-    monkeypatch.setattr(modules._TsrnnRNNMixin, "_single_layer_call", lambda self, *a: None)
+    monkeypatch.setattr(modules._TsrnnRNNMixin, "_single_layer", lambda self, *a: None)
 
 
 def _count_generic(monkeypatch):

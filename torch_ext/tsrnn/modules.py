@@ -15,17 +15,30 @@ call and the same results (tests/python/test_single_layer_path.py), half of the 
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from . import _ops
+from . import _ops  # noqa: F401  (loads the shim library: registers torch.ops.tsrnn)
 
 __all__ = ["LSTM", "GRU"]
 
+
+# The ops, called positionally with every argument (the _ops wrappers' defaults are for people).
 _LSTM_OP = torch.ops.tsrnn.lstm.default
 _GRU_OP = torch.ops.tsrnn.gru.default
+
+
+def _op_dispatch(need_grad: bool):
+    """Where the op calls of one forward go: through autograd when a gradient can flow (or while compiling), else
+    straight below it, which skips torch.library's Python autograd wrapper (about half of the per-call overhead
+    at B = 1, T = 1)."""
+    if need_grad or torch.compiler.is_compiling():
+        return contextlib.nullcontext()
+    return torch._C._AutoDispatchBelowAutograd()
 
 
 class _TsrnnRNNMixin:
@@ -77,20 +90,29 @@ class _TsrnnRNNMixin:
                 raise ValueError(f"{name}: hx is on {s.device} but input is on {x.device}")
         return x, lengths, states, is_batched, packed
 
-    def _single_layer_call(self, input, hx, return_gates: bool):
-        """The flat weights and whether a gradient can flow, when ``forward`` can skip the generic path: one layer
+    def _single_layer(self, input, hx, return_gates: bool, num_states: int):
+        """(output, final states stacked as nn.* returns them) when ``forward`` can skip the generic path: one layer
         in one direction, a batched tensor input nn.*'s check_input accepts (same dtype as the weights, last size
         input_size), no hx and no return_gates; else None. Anything else, errors included, takes ``_run``.
-        This is the B = 1 streaming call's path: it saves about half of the module's Python time per call."""
+        The same op call as ``_run`` makes, without its argument handling and layer loop: the B = 1 streaming
+        call's path, about half of the module's Python time per call."""
         if hx is not None or return_gates or self.num_layers != 1 or self.bidirectional:
             return None
         if not isinstance(input, Tensor) or input.dim() != 3:
             return None
-        w = self._flat_weights
-        if input.dtype != w[0].dtype or input.shape[2] != self.input_size:
+        if input.dtype != self._flat_weights[0].dtype or input.shape[2] != self.input_size:
             return None
-        need_grad = torch.is_grad_enabled() and (input.requires_grad or any(p.requires_grad for p in w))
-        return w, need_grad
+        need_grad = self._grad_can_flow(input, None)
+        with _op_dispatch(need_grad):
+            y, states, _ = self._layer_call(input, (None,) * num_states, self._layer_weights(0), None, False, need_grad)
+        return y, tuple([s.unsqueeze(0) for s in states])
+
+    def _grad_can_flow(self, x, states) -> bool:
+        return torch.is_grad_enabled() and (
+            x.requires_grad
+            or any(p.requires_grad for p in self._flat_weights)
+            or (states is not None and any(s.requires_grad for s in states))
+        )
 
     def _layer_weights(self, k: int):
         """(w_ih, w_hh, b_ih, b_hh, w_hr) of layer * dirs + direction k; None for what the module does not have.
@@ -101,34 +123,28 @@ class _TsrnnRNNMixin:
         b_ih, b_hh = (w[2], w[3]) if self.bias else (None, None)
         return w[0], w[1], b_ih, b_hh, (w[-1] if self.proj_size > 0 else None)
 
-    def _run(self, input, hx, num_states: int, call, return_gates: bool):
-        """Runs every layer and direction through ``call(x, states_k, weights, lengths, reverse, need_saved)``,
-        which returns (y, new_states_tuple, saved). Returns (output, tuple of stacked final states, tuple of saved).
+    def _run(self, input, hx, num_states: int, return_gates: bool):
+        """Runs every layer and direction through the cell's ``_layer_call(x, states_k, weights, lengths, reverse,
+        need_saved)``, which returns (y, new_states_tuple, saved). Returns (output, tuple of stacked final states,
+        tuple of saved).
 
         When no gradient can flow (grad mode off, or nothing requires grad) the kernels keep no activations unless
         return_gates asks for them, and the ops are called below the autograd dispatch key, so the call skips the
         Python autograd wrapper of torch.library (about half of the per-call overhead at B = 1, T = 1)."""
         x, lengths, states, is_batched, packed = self._prepare(input, hx, num_states)
-        need_grad = torch.is_grad_enabled() and (
-            x.requires_grad
-            or any(p.requires_grad for p in self._flat_weights)
-            or (states is not None and any(s.requires_grad for s in states))
-        )
-        args = (x, lengths, states, is_batched, packed, num_states, call, need_grad or return_gates)
-        if need_grad or torch.compiler.is_compiling():
-            return self._layers(*args)
-        with torch._C._AutoDispatchBelowAutograd():
-            return self._layers(*args)
+        need_grad = self._grad_can_flow(x, states)
+        with _op_dispatch(need_grad):
+            return self._layers(x, lengths, states, is_batched, packed, num_states, need_grad or return_gates)
 
-    def _layers(self, x, lengths, states, is_batched, packed, num_states: int, call, need_saved: bool):
+    def _layers(self, x, lengths, states, is_batched, packed, num_states: int, need_saved: bool):
         """The body of _run: every layer and direction, then nn.*'s output packaging."""
         if self.num_layers == 1 and not self.bidirectional:  # the common case, without the lists
             state_k = tuple(s[0] for s in states) if states is not None else (None,) * num_states
-            output, new_states, saved = call(x, state_k, self._layer_weights(0), lengths, False, need_saved)
+            output, new_states, saved = self._layer_call(x, state_k, self._layer_weights(0), lengths, False, need_saved)
             finals = tuple(s.unsqueeze(0) for s in new_states)
             saved_all = [saved]
         else:
-            output, finals, saved_all = self._stack(x, lengths, states, num_states, call, need_saved)
+            output, finals, saved_all = self._stack(x, lengths, states, num_states, need_saved)
         if packed is not None:
             output = _repack(output, lengths, packed, self.batch_first)
         elif not is_batched:
@@ -137,7 +153,7 @@ class _TsrnnRNNMixin:
             saved_all = [s.squeeze(1) for s in saved_all]
         return output, finals, tuple(saved_all)
 
-    def _stack(self, x, lengths, states, num_states: int, call, need_saved: bool):
+    def _stack(self, x, lengths, states, num_states: int, need_saved: bool):
         """Several layers or two directions: (output, stacked final states, list of saved)."""
         dirs = 2 if self.bidirectional else 1
         finals = [[] for _ in range(num_states)]
@@ -149,7 +165,7 @@ class _TsrnnRNNMixin:
                 k = layer * dirs + d
                 weights = self._layer_weights(k)
                 state_k = tuple(s[k] for s in states) if states is not None else (None,) * num_states
-                y, new_states, saved = call(layer_input, state_k, weights, lengths, bool(d), need_saved)
+                y, new_states, saved = self._layer_call(layer_input, state_k, weights, lengths, bool(d), need_saved)
                 outputs.append(y)
                 for f, s in zip(finals, new_states):
                     f.append(s)
@@ -187,29 +203,19 @@ class LSTM(_TsrnnRNNMixin, nn.RNNBase):
     check_forward_args = nn.LSTM.check_forward_args
     permute_hidden = nn.LSTM.permute_hidden
 
+    def _layer_call(self, x, states, weights, lengths, reverse, need_saved):
+        """One layer and direction: (y, (h_n, c_n), saved)."""
+        w_ih, w_hh, b_ih, b_hh, w_hr = weights
+        y, h_n, c_n, saved = _LSTM_OP(
+            x, *states, w_ih, w_hh, b_ih, b_hh, lengths, self.batch_first, reverse, w_hr, need_saved
+        )
+        return y, (h_n, c_n), saved
+
     def forward(self, input, hx=None, return_gates: bool = False):
-        fast = self._single_layer_call(input, hx, return_gates)
-        if fast is not None:
-            w, need_grad = fast
-            b_ih, b_hh = (w[2], w[3]) if self.bias else (None, None)
-            w_hr = w[-1] if self.proj_size > 0 else None
-            args = (input, None, None, w[0], w[1], b_ih, b_hh, None, self.batch_first, False, w_hr)
-            if need_grad or torch.compiler.is_compiling():
-                y, h_n, c_n, _ = _LSTM_OP(*args, need_grad)
-            else:
-                with torch._C._AutoDispatchBelowAutograd():
-                    y, h_n, c_n, _ = _LSTM_OP(*args, False)
-            return y, (h_n.unsqueeze(0), c_n.unsqueeze(0))
-
-        def call(x, states, weights, lengths, reverse, need_saved):
-            w_ih, w_hh, b_ih, b_hh, w_hr = weights
-            y, h_n, c_n, saved = _ops.lstm(
-                x, *states, w_ih, w_hh, b_ih, b_hh, lengths, self.batch_first, reverse,
-                w_hr=w_hr, need_saved=need_saved,
-            )
-            return y, (h_n, c_n), saved
-
-        output, (h_n, c_n), saved = self._run(input, hx, 2, call, return_gates)
+        single = self._single_layer(input, hx, return_gates, 2)
+        if single is not None:
+            return single
+        output, (h_n, c_n), saved = self._run(input, hx, 2, return_gates)
         if return_gates:
             return output, (h_n, c_n), saved
         return output, (h_n, c_n)
@@ -237,27 +243,16 @@ class GRU(_TsrnnRNNMixin, nn.RNNBase):
         s = super().extra_repr()
         return s if self.reset_after else s + ", reset_after=False"
 
+    def _layer_call(self, x, states, weights, lengths, reverse, need_saved):
+        """One layer and direction: (y, (h_n,), saved)."""
+        y, h_n, saved = _GRU_OP(x, states[0], *weights[:4], lengths, self.batch_first, reverse, self.reset_after, need_saved)
+        return y, (h_n,), saved
+
     def forward(self, input, hx=None, return_gates: bool = False):
-        fast = self._single_layer_call(input, hx, return_gates)
-        if fast is not None:
-            w, need_grad = fast
-            b_ih, b_hh = (w[2], w[3]) if self.bias else (None, None)
-            args = (input, None, w[0], w[1], b_ih, b_hh, None, self.batch_first, False, self.reset_after)
-            if need_grad or torch.compiler.is_compiling():
-                y, h_n, _ = _GRU_OP(*args, need_grad)
-            else:
-                with torch._C._AutoDispatchBelowAutograd():
-                    y, h_n, _ = _GRU_OP(*args, False)
-            return y, h_n.unsqueeze(0)
-
-        def call(x, states, weights, lengths, reverse, need_saved):
-            y, h_n, saved = _ops.gru(
-                x, states[0], *weights[:4], lengths, self.batch_first, reverse, self.reset_after,
-                need_saved=need_saved,
-            )
-            return y, (h_n,), saved
-
-        output, (h_n,), saved = self._run(input, hx, 1, call, return_gates)
+        single = self._single_layer(input, hx, return_gates, 1)
+        if single is not None:
+            return single[0], single[1][0]
+        output, (h_n,), saved = self._run(input, hx, 1, return_gates)
         if return_gates:
             return output, h_n, saved
         return output, h_n
