@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <optional>
+#include <string>
 #include <vector>
 
 #if defined(__linux__)
@@ -34,12 +35,16 @@ inline Tensor zeros(const Tensor &like, std::vector<int64_t> shape) { return tor
 // the advice is a hint (an error or a kernel without THP changes nothing). TSRNN_CPU_HUGEPAGES=0 turns it off.
 constexpr size_t kHugePageHintBytes = size_t(4) << 20;
 
+// TSRNN_CPU_HUGEPAGES: unset or "1" on, "0" off; anything else fails every CPU call with this message.
 inline bool huge_page_hints_enabled() {
-    static const bool enabled = [] {
+    static const std::optional<std::string> value = []() -> std::optional<std::string> {
         const char *v = std::getenv("TSRNN_CPU_HUGEPAGES");
-        return v == nullptr || !(v[0] == '0' && v[1] == '\0');
+        return v ? std::optional<std::string>(v) : std::nullopt;
     }();
-    return enabled;
+    STD_TORCH_CHECK(!value || *value == "0" || *value == "1",
+                    "tsrnn: the environment variable TSRNN_CPU_HUGEPAGES must be 0 or 1 (or unset), got '",
+                    value.value_or(""), "'");
+    return !value || *value == "1";
 }
 
 inline void advise_huge_pages(void *data, size_t bytes) {
@@ -47,7 +52,7 @@ inline void advise_huge_pages(void *data, size_t bytes) {
     constexpr uintptr_t kHuge = uintptr_t(2) << 20;
     const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
     const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(kHuge - 1);
-    if (end > begin && huge_page_hints_enabled()) (void)madvise(reinterpret_cast<void *>(begin), end - begin, MADV_HUGEPAGE);
+    if (end > begin) (void)madvise(reinterpret_cast<void *>(begin), end - begin, MADV_HUGEPAGE);
 #else
     (void)data;
     (void)bytes;
@@ -71,14 +76,17 @@ inline Tensor empty(const Tensor &like, const std::vector<int64_t> &shape, std::
         STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_dtype(like.get(), &dt));
     STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_device_type(like.get(), &device_type));
     STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_device_index(like.get(), &device_index));
+    const bool cpu = device_type == aoti_torch_device_type_cpu();
+    const bool hint = cpu && huge_page_hints_enabled(); // before allocating: a bad setting throws, leaking nothing
     AtenTensorHandle made = nullptr;
     STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_empty_strided(static_cast<int64_t>(shape.size()), shape.data(), strides.data(),
                                                     dt, device_type, device_index, &made));
     int64_t numel = 1;
     for (const int64_t n : shape) numel *= n;
+    // the dtypes the shim allocates: x's (float32 or float64) and the uint8 workspace
     const size_t elem = dt == aoti_torch_dtype_float32() ? 4 : dt == aoti_torch_dtype_float64() ? 8 : 1;
     const size_t bytes = static_cast<size_t>(numel) * elem;
-    if (device_type == aoti_torch_device_type_cpu() && bytes >= kHugePageHintBytes) {
+    if (hint && bytes >= kHugePageHintBytes) {
         void *data = nullptr;
         STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_data_ptr(made, &data));
         advise_huge_pages(data, bytes);

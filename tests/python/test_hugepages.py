@@ -74,3 +74,20 @@ def test_results_do_not_depend_on_the_advice():
         os.remove(path)
     for a, b in zip(results["0"], results["1"], strict=True):
         assert torch.equal(a, b)
+
+
+def test_bad_setting_is_refused():
+    """A value other than 0 or 1 fails the CPU call with a message naming the variable, and no result comes back."""
+    code = (
+        "import torch, tsrnn\n"
+        "x = torch.randn(3, 2, 4); w = [torch.randn(12, 4), torch.randn(12, 4)]\n"
+        "try:\n"
+        "    torch.ops.tsrnn.gru.default(x, None, *w, None, None, None, False, False, True)\n"
+        "except RuntimeError as e:\n"
+        "    print('refused:', e)\n"
+    )
+    env = dict(os.environ, TSRNN_CPU_HUGEPAGES="yes")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "refused:" in out.stdout
+    assert "TSRNN_CPU_HUGEPAGES must be 0 or 1 (or unset), got 'yes'" in out.stdout
