@@ -19,6 +19,8 @@ def test_bench_small_grid_writes_json_chart_and_table(tmp_path, capsys):
     for r in doc["results"]:
         assert r["max_rel_err"] < 1e-4 and r["tsrnn_ms"] > 0 and r["torch_ms"] > 0
         assert r["speedup"] == pytest.approx(r["torch_ms"] / r["tsrnn_ms"])
+        # calls of a few microseconds are timed in blocks, the same block for both sides
+        assert 1 < r["calls_per_sample"] <= bench.MAX_CALLS_PER_SAMPLE
     assert "plotly" in chart.read_text().lower()
     capsys.readouterr()
     assert main(["bench", "--table", str(out)]) == 0
@@ -36,6 +38,21 @@ def test_peak_probe_measures_the_cpu():
     r = {"tsrnn_gflops": peak["fp32_gflops"] / 4, "device": "cpu"}
     assert bench.percent_of_peak(r, {"peak": peak}) == pytest.approx(25.0)
     assert bench.percent_of_peak(r, {"peak": None}) is None
+
+
+def test_calls_per_sample_makes_blocks_of_the_minimum_length():
+    assert bench.calls_per_sample(2 * bench.MIN_SAMPLE_SECONDS) == 1
+    assert bench.calls_per_sample(bench.MIN_SAMPLE_SECONDS) == 1
+    assert bench.calls_per_sample(bench.MIN_SAMPLE_SECONDS / 10) == 10
+    assert bench.calls_per_sample(bench.MIN_SAMPLE_SECONDS / 10.5) == 11  # never a block shorter than the minimum
+    assert bench.calls_per_sample(1e-12) == bench.MAX_CALLS_PER_SAMPLE
+    assert bench.calls_per_sample(0.0) == bench.MAX_CALLS_PER_SAMPLE
+
+
+def test_timed_returns_seconds_per_call_of_the_block():
+    calls = []
+    per_call = bench._timed(lambda: calls.append(1), "cpu", number=7)
+    assert len(calls) == 7 and per_call > 0
 
 
 def test_grid_has_the_named_points_and_no_duplicates():

@@ -3,6 +3,11 @@
 Order of work per point (llm.c's harness): seeded inputs -> validate tsrnn against nn.* with identical weights
 (outputs and every gradient) -> warm up -> time tsrnn and nn.* interleaved A B A B in one process -> median.
 A figure from an unvalidated point is never reported.
+
+Each sample times a block of `number` calls in a row (timeit's way), the same number for both sides, enough that
+the faster side's block lasts MIN_SAMPLE_SECONDS; points whose calls take longer time one call per sample. Timing
+single calls of a few microseconds A B A B measures each call with caches and branch predictors just filled by the
+other library's call: at B=1 T=1 that doubled tsrnn's time (26 vs 14 us per call).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
+import math
 import os
 import platform
 import statistics
@@ -32,6 +38,8 @@ GRID_T = (60, 256)
 NAMED = [dict(NOTEBOOK_SHAPE), dict(B=64, T=100, D=256, H=256), dict(B=64, T=100, D=512, H=512),
          dict(B=1, T=1, D=32, H=32), dict(B=1, T=60, D=32, H=32)]
 SKIP_SECONDS = 2.0  # on the CPU, grid points where one nn.* forward takes longer are left out
+MIN_SAMPLE_SECONDS = 1e-3  # shortest timed block of calls
+MAX_CALLS_PER_SAMPLE = 1000
 
 
 @dataclass(frozen=True)
@@ -108,12 +116,21 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def _timed(fn, device) -> float:
+def _timed(fn, device, number: int = 1) -> float:
+    """Seconds per call of `number` calls in a row."""
     _sync(device)
     t0 = time.perf_counter()
-    fn()
+    for _ in range(number):
+        fn()
     _sync(device)
-    return time.perf_counter() - t0
+    return (time.perf_counter() - t0) / number
+
+
+def calls_per_sample(seconds_per_call: float) -> int:
+    """How many calls one timed block holds so that it lasts MIN_SAMPLE_SECONDS (1 for calls that long)."""
+    if not seconds_per_call > 0:
+        return MAX_CALLS_PER_SAMPLE
+    return max(1, min(MAX_CALLS_PER_SAMPLE, math.ceil(MIN_SAMPLE_SECONDS / seconds_per_call)))
 
 
 def time_point(p: Point, reps: int = 20, warmup: int = 3, min_seconds: float = 0.3, skip_slow: bool = False):
@@ -124,18 +141,22 @@ def time_point(p: Point, reps: int = 20, warmup: int = 3, min_seconds: float = 0
     if skip_slow and probe > SKIP_SECONDS:
         return None
     err = validate(p, ours, theirs, x)
+    warm = {"tsrnn": [], "torch": []}
     for _ in range(warmup):
-        _step(ours, x, p.mode), _step(theirs, x, p.mode)
+        for name, m in (("tsrnn", ours), ("torch", theirs)):
+            warm[name].append(_timed(lambda m=m: _step(m, x, p.mode), p.device))
+    number = calls_per_sample(min(min(v) for v in warm.values()))
     times = {"tsrnn": [], "torch": []}
     start = time.perf_counter()
     while len(times["tsrnn"]) < reps or (time.perf_counter() - start < min_seconds and len(times["tsrnn"]) < 20 * reps):
         for name, m in (("tsrnn", ours), ("torch", theirs)):  # interleaved A B A B
-            times[name].append(_timed(lambda m=m: _step(m, x, p.mode), p.device))
+            times[name].append(_timed(lambda m=m: _step(m, x, p.mode), p.device, number))
     med = {k: statistics.median(v) for k, v in times.items()}
     return {
         **asdict(p),
         "max_rel_err": err,
         "reps": len(times["tsrnn"]),
+        "calls_per_sample": number,
         "tsrnn_ms": med["tsrnn"] * 1e3,
         "torch_ms": med["torch"] * 1e3,
         "speedup": med["torch"] / med["tsrnn"],
