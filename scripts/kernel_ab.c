@@ -17,10 +17,12 @@
  *   gcc -O2 -Wall -Wextra -Ikernels/include scripts/kernel_ab.c -o /tmp/kab/ab -ldl -lpthread -lm
  * Run:
  *   /tmp/kab/ab A.so B.so lstm|gru T B D H [iters=200] [threads=2] [pool=1] [saved=1]
- *   /tmp/kab/ab A.so B.so lstm-bwd|gru-bwd T B D H [iters=200] [threads=2] [pool=1]
+ *   /tmp/kab/ab A.so B.so lstm-bwd|gru-bwd|lstm-train|gru-train T B D H [iters=200] [threads=2] [pool=1]
  * The -bwd modes run the forward once (build A, saved kept) and then time the backward call (all gradients
  * wanted: grad_y, grad_h_n, grad_c_n given; grad_x, grad_h0, grad_c0, grad_w_*, grad_b_* written) A B A B ...;
- * max|A-B| is then over every gradient.
+ * max|A-B| is then over every gradient. The -train modes time each build's forward (saved kept, in its own
+ * buffers) followed by its backward on that saved, A B A B ...: what a training step asks of the kernels, including
+ * where the forward left saved in the caches.
  * pool = 1 runs the pieces on a persistent pool (spin, then yield) handed in as desc.parallel (like torch's intra-op pool),
  * pool = 0 lets the library start and join its own threads on every call.
  */
@@ -215,6 +217,15 @@ static int bwd_main(int argc, char **argv, lib *L) {
         fprintf(stderr, "forward failed: %d\n", (int)st);
         return 1;
     }
+    /* -train: each build's own forward outputs, written again on every iteration before its backward */
+    const int train = strstr(argv[3], "-train") != NULL;
+    outs f[2];
+    for (int v = 0; v < 2 && train; ++v) {
+        f[v].wsb = fwb, f[v].ws = aligned_alloc(64, (fwb + 63) / 64 * 64 + 64);
+        f[v].y = zalloc((size_t)(T * B * H)), f[v].h_n = zalloc((size_t)(B * H)), f[v].c_n = zalloc((size_t)(B * H));
+        f[v].saved = zalloc((size_t)(T * B * S));
+        memset(f[v].saved, 0, (size_t)(T * B * S) * sizeof(float));
+    }
     gouts o[2];
     const size_t n[7] = {(size_t)(T * B * D), (size_t)(B * H), (size_t)(B * H), (size_t)(G * H * D),
                          (size_t)(G * H * H), (size_t)(G * H), (size_t)(G * H)};
@@ -237,9 +248,21 @@ static int bwd_main(int argc, char **argv, lib *L) {
         for (int v = 0; v < 2; ++v) {
             gouts *q = &o[v];
             const double t0 = now();
-            st = lstm ? L[v].lstm_bwd(&d, x, h0, c0, w_ih, w_hh, NULL, saved, gy, ghn, gcn, q->gx, q->gh0, q->gc0,
+            const float *sv = saved;
+            if (train) {
+                outs *r = &f[v];
+                st = lstm ? L[v].lstm(&d, x, h0, c0, w_ih, w_hh, b_ih, b_hh, NULL, r->y, r->h_n, r->c_n, r->saved, r->ws,
+                                      r->wsb)
+                          : L[v].gru(&d, x, h0, w_ih, w_hh, b_ih, b_hh, r->y, r->h_n, r->saved, r->ws, r->wsb);
+                if (st != TSRNN_OK) {
+                    fprintf(stderr, "forward call failed: %d\n", (int)st);
+                    return 1;
+                }
+                sv = r->saved;
+            }
+            st = lstm ? L[v].lstm_bwd(&d, x, h0, c0, w_ih, w_hh, NULL, sv, gy, ghn, gcn, q->gx, q->gh0, q->gc0,
                                       q->gwih, q->gwhh, q->gbih, q->gbhh, NULL, q->ws, q->wsb)
-                      : L[v].gru_bwd(&d, x, h0, w_ih, w_hh, saved, gy, ghn, q->gx, q->gh0, q->gwih, q->gwhh, q->gbih,
+                      : L[v].gru_bwd(&d, x, h0, w_ih, w_hh, sv, gy, ghn, q->gx, q->gh0, q->gwih, q->gwhh, q->gbih,
                                      q->gbhh, q->ws, q->wsb);
             const double t1 = now();
             if (st != TSRNN_OK) {
@@ -254,7 +277,7 @@ static int bwd_main(int argc, char **argv, lib *L) {
     for (int q = 0; q < 7; ++q)
         if (q != 2 || lstm) max_diff(pa[q], pb[q], n[q], &maxd, &maxr);
     const double ma = median_ms(tm[0], iters), mb = median_ms(tm[1], iters);
-    const double flops = 2.0 * 2.0 * T * B * G * H * (double)(D + H); /* dh, grad_x, grad_w_hh, grad_w_ih */
+    const double flops = (train ? 3.0 : 2.0) * 2.0 * T * B * G * H * (double)(D + H); /* (fwd,) dh, grad_x, grad_w */
     printf("%s T%lld B%lld D%lld H%lld thr%d pool%d iters%d: A %.4f ms  B %.4f ms  B/A %.3f  "
            "(B %.1f GFLOP/s; p25 A %.4f B %.4f)  max|A-B| %.3g rel %.3g\n",
            argv[3], (long long)T, (long long)B, (long long)D, (long long)H, nthr, use_pool, iters, ma, mb, mb / ma,
@@ -268,12 +291,12 @@ static int bwd_main(int argc, char **argv, lib *L) {
 
 int main(int argc, char **argv) {
     if (argc < 8) {
-        fprintf(stderr, "usage: %s A.so B.so lstm|gru|lstm-bwd|gru-bwd T B D H [iters] [threads] [pool] [saved]\n",
+        fprintf(stderr, "usage: %s A.so B.so lstm|gru|lstm-bwd|gru-bwd|lstm-train|gru-train T B D H [iters] [threads] [pool] [saved]\n",
                 argv[0]);
         return 2;
     }
     lib L[2] = {load(argv[1]), load(argv[2])};
-    if (strstr(argv[3], "-bwd")) return bwd_main(argc, argv, L);
+    if (strstr(argv[3], "-bwd") || strstr(argv[3], "-train")) return bwd_main(argc, argv, L);
     problem p = setup(argc, argv);
     const int lstm = p.lstm, iters = p.iters, nthr = p.nthr, use_pool = p.use_pool;
     const int64_t T = p.T, B = p.B, D = p.D, H = p.H, G = p.G, S = p.S;
