@@ -185,6 +185,30 @@ typedef struct outs {
     size_t wsb;
 } outs;
 
+/* The forward buffers of build l for problem p (workspace of l's size), zeroed; 0 when l refuses the problem. */
+static int fwd_outs(const lib *l, const problem *p, outs *o) {
+    const int64_t T = p->T, B = p->B, H = p->H, S = p->S;
+    if (l->ws(p->lstm ? TSRNN_CELL_LSTM : TSRNN_CELL_GRU, TSRNN_PASS_FWD, TSRNN_BACKEND_CPU, TSRNN_F32, &p->d,
+              &o->wsb) != TSRNN_OK) {
+        fprintf(stderr, "workspace size failed\n");
+        return 0;
+    }
+    o->ws = aligned_alloc(64, (o->wsb + 63) / 64 * 64 + 64);
+    o->y = zalloc((size_t)(T * B * H)), o->h_n = zalloc((size_t)(B * H)), o->c_n = zalloc((size_t)(B * H));
+    o->saved = zalloc((size_t)(T * B * S));
+    memset(o->ws, 0, o->wsb);
+    memset(o->saved, 0, (size_t)(T * B * S) * sizeof(float));
+    memset(o->y, 0, (size_t)(T * B * H) * sizeof(float));
+    return 1;
+}
+
+/* One forward call of build l into o; saved is o->saved or NULL (no activations kept). */
+static tsrnn_status fwd_call(const lib *l, const problem *p, const outs *o, float *saved) {
+    return p->lstm ? l->lstm(&p->d, p->x, p->h0, p->c0, p->w_ih, p->w_hh, p->b_ih, p->b_hh, NULL, o->y, o->h_n, o->c_n,
+                             saved, o->ws, o->wsb)
+                   : l->gru(&p->d, p->x, p->h0, p->w_ih, p->w_hh, p->b_ih, p->b_hh, o->y, o->h_n, saved, o->ws, o->wsb);
+}
+
 /* ---- backward mode ---- */
 typedef struct gouts {
     float *gx, *gh0, *gc0, *gwih, *gwhh, *gbih, *gbhh;
@@ -195,36 +219,22 @@ typedef struct gouts {
 static int bwd_main(int argc, char **argv, lib *L) {
     problem p = setup(argc, argv);
     const int lstm = p.lstm, iters = p.iters, nthr = p.nthr, use_pool = p.use_pool;
-    const int64_t T = p.T, B = p.B, D = p.D, H = p.H, G = p.G, S = p.S;
+    const int64_t T = p.T, B = p.B, D = p.D, H = p.H, G = p.G;
     tsrnn_desc d = p.d;
-    float *x = p.x, *h0 = p.h0, *c0 = p.c0, *w_ih = p.w_ih, *w_hh = p.w_hh, *b_ih = p.b_ih, *b_hh = p.b_hh;
+    float *x = p.x, *h0 = p.h0, *c0 = p.c0, *w_ih = p.w_ih, *w_hh = p.w_hh;
     unsigned seed = p.seed;
     float *gy = fill((size_t)(T * B * H), &seed, 1.0f), *ghn = fill((size_t)(B * H), &seed, 1.0f);
     float *gcn = fill((size_t)(B * H), &seed, 1.0f);
-    /* forward once with build A */
-    size_t fwb;
-    if (L[0].ws(lstm ? TSRNN_CELL_LSTM : TSRNN_CELL_GRU, TSRNN_PASS_FWD, TSRNN_BACKEND_CPU, TSRNN_F32, &d, &fwb) !=
-        TSRNN_OK) {
-        fprintf(stderr, "workspace size failed\n");
-        return 1;
-    }
-    void *fws = aligned_alloc(64, (fwb + 63) / 64 * 64 + 64);
-    float *y = zalloc((size_t)(T * B * H)), *h_n = zalloc((size_t)(B * H)), *c_n = zalloc((size_t)(B * H));
-    float *saved = zalloc((size_t)(T * B * S));
-    tsrnn_status st = lstm ? L[0].lstm(&d, x, h0, c0, w_ih, w_hh, b_ih, b_hh, NULL, y, h_n, c_n, saved, fws, fwb)
-                           : L[0].gru(&d, x, h0, w_ih, w_hh, b_ih, b_hh, y, h_n, saved, fws, fwb);
+    /* -bwd: one forward of build A, its saved used by both backwards; -train: each build's own forward outputs,
+     * written again on every iteration before its backward */
+    const int train = strstr(argv[3], "-train") != NULL;
+    outs f[2];
+    for (int v = 0; v < (train ? 2 : 1); ++v)
+        if (!fwd_outs(&L[v], &p, &f[v])) return 1;
+    tsrnn_status st = fwd_call(&L[0], &p, &f[0], f[0].saved);
     if (st != TSRNN_OK) {
         fprintf(stderr, "forward failed: %d\n", (int)st);
         return 1;
-    }
-    /* -train: each build's own forward outputs, written again on every iteration before its backward */
-    const int train = strstr(argv[3], "-train") != NULL;
-    outs f[2];
-    for (int v = 0; v < 2 && train; ++v) {
-        f[v].wsb = fwb, f[v].ws = aligned_alloc(64, (fwb + 63) / 64 * 64 + 64);
-        f[v].y = zalloc((size_t)(T * B * H)), f[v].h_n = zalloc((size_t)(B * H)), f[v].c_n = zalloc((size_t)(B * H));
-        f[v].saved = zalloc((size_t)(T * B * S));
-        memset(f[v].saved, 0, (size_t)(T * B * S) * sizeof(float));
     }
     gouts o[2];
     const size_t n[7] = {(size_t)(T * B * D), (size_t)(B * H), (size_t)(B * H), (size_t)(G * H * D),
@@ -248,17 +258,10 @@ static int bwd_main(int argc, char **argv, lib *L) {
         for (int v = 0; v < 2; ++v) {
             gouts *q = &o[v];
             const double t0 = now();
-            const float *sv = saved;
-            if (train) {
-                outs *r = &f[v];
-                st = lstm ? L[v].lstm(&d, x, h0, c0, w_ih, w_hh, b_ih, b_hh, NULL, r->y, r->h_n, r->c_n, r->saved, r->ws,
-                                      r->wsb)
-                          : L[v].gru(&d, x, h0, w_ih, w_hh, b_ih, b_hh, r->y, r->h_n, r->saved, r->ws, r->wsb);
-                if (st != TSRNN_OK) {
-                    fprintf(stderr, "forward call failed: %d\n", (int)st);
-                    return 1;
-                }
-                sv = r->saved;
+            const float *sv = f[train ? v : 0].saved;
+            if (train && (st = fwd_call(&L[v], &p, &f[v], f[v].saved)) != TSRNN_OK) {
+                fprintf(stderr, "forward call failed: %d\n", (int)st);
+                return 1;
             }
             st = lstm ? L[v].lstm_bwd(&d, x, h0, c0, w_ih, w_hh, NULL, sv, gy, ghn, gcn, q->gx, q->gh0, q->gc0,
                                       q->gwih, q->gwhh, q->gbih, q->gbhh, NULL, q->ws, q->wsb)
@@ -300,32 +303,16 @@ int main(int argc, char **argv) {
     problem p = setup(argc, argv);
     const int lstm = p.lstm, iters = p.iters, nthr = p.nthr, use_pool = p.use_pool;
     const int64_t T = p.T, B = p.B, D = p.D, H = p.H, G = p.G, S = p.S;
-    tsrnn_desc d = p.d;
-    float *x = p.x, *h0 = p.h0, *c0 = p.c0, *w_ih = p.w_ih, *w_hh = p.w_hh, *b_ih = p.b_ih, *b_hh = p.b_hh;
     const int use_saved = argc > 11 ? atoi(argv[11]) : 1;
     outs o[2];
-    for (int v = 0; v < 2; ++v) {
-        if (L[v].ws(lstm ? TSRNN_CELL_LSTM : TSRNN_CELL_GRU, TSRNN_PASS_FWD, TSRNN_BACKEND_CPU, TSRNN_F32, &d,
-                    &o[v].wsb) != TSRNN_OK) {
-            fprintf(stderr, "workspace size failed\n");
-            return 1;
-        }
-        o[v].ws = aligned_alloc(64, (o[v].wsb + 63) / 64 * 64 + 64);
-        o[v].y = zalloc((size_t)(T * B * H)), o[v].h_n = zalloc((size_t)(B * H)), o[v].c_n = zalloc((size_t)(B * H));
-        o[v].saved = zalloc((size_t)(T * B * S));
-        memset(o[v].ws, 0, o[v].wsb);
-        memset(o[v].saved, 0, (size_t)(T * B * S) * sizeof(float));
-        memset(o[v].y, 0, (size_t)(T * B * H) * sizeof(float));
-    }
+    for (int v = 0; v < 2; ++v)
+        if (!fwd_outs(&L[v], &p, &o[v])) return 1;
     double *tm[2] = {malloc(sizeof(double) * iters), malloc(sizeof(double) * iters)};
     for (int it = -5; it < iters; ++it)
         for (int v = 0; v < 2; ++v) {
             outs *q = &o[v];
-            float *sv = use_saved ? q->saved : NULL;
             const double t0 = now();
-            tsrnn_status st = lstm ? L[v].lstm(&d, x, h0, c0, w_ih, w_hh, b_ih, b_hh, NULL, q->y, q->h_n, q->c_n, sv,
-                                               q->ws, q->wsb)
-                                   : L[v].gru(&d, x, h0, w_ih, w_hh, b_ih, b_hh, q->y, q->h_n, sv, q->ws, q->wsb);
+            const tsrnn_status st = fwd_call(&L[v], &p, q, use_saved ? q->saved : NULL);
             const double t1 = now();
             if (st != TSRNN_OK) {
                 fprintf(stderr, "call failed: %d\n", (int)st);
