@@ -9,7 +9,9 @@ from tsrnn import bench
 from tsrnn.__main__ import main
 
 
-def test_bench_small_grid_writes_json_chart_and_table(tmp_path, capsys):
+def test_bench_small_grid_writes_json_chart_and_table(tmp_path, capsys, monkeypatch):
+    # blocks of 50 ms: every call of these tiny points is far shorter, even on a loaded machine
+    monkeypatch.setattr(bench, "MIN_SAMPLE_SECONDS", 0.05)
     out, chart = tmp_path / "b.json", tmp_path / "b.html"
     assert main(["bench", "--H", "8", "--B", "2", "--T", "5", "--reps", "2", "--out", str(out),
                  "--chart", str(chart)]) == 0

@@ -7,7 +7,7 @@ A figure from an unvalidated point is never reported.
 Each sample times a block of `number` calls in a row (timeit's way), the same number for both sides, enough that
 the faster side's block lasts MIN_SAMPLE_SECONDS; points whose calls take longer time one call per sample. Timing
 single calls of a few microseconds A B A B measures each call with caches and branch predictors just filled by the
-other library's call: at B=1 T=1 that doubled tsrnn's time (26 vs 14 us per call).
+other library's call: at B=1 T=1 (LSTM forward) that made tsrnn's call 31.6 us instead of 19.1.
 """
 
 from __future__ import annotations
