@@ -73,13 +73,13 @@ inline Tensor empty(const Tensor &like, const std::vector<int64_t> &shape, std::
     if (dtype.has_value())
         dt = *dtype;
     else
-        STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_dtype(like.get(), &dt));
-    STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_device_type(like.get(), &device_type));
-    STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_device_index(like.get(), &device_index));
+        TORCH_ERROR_CODE_CHECK(aoti_torch_get_dtype(like.get(), &dt));
+    TORCH_ERROR_CODE_CHECK(aoti_torch_get_device_type(like.get(), &device_type));
+    TORCH_ERROR_CODE_CHECK(aoti_torch_get_device_index(like.get(), &device_index));
     const bool cpu = device_type == aoti_torch_device_type_cpu();
     const bool hint = cpu && huge_page_hints_enabled(); // before allocating: a bad setting throws, leaking nothing
     AtenTensorHandle made = nullptr;
-    STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_empty_strided(static_cast<int64_t>(shape.size()), shape.data(), strides.data(),
+    TORCH_ERROR_CODE_CHECK(aoti_torch_empty_strided(static_cast<int64_t>(shape.size()), shape.data(), strides.data(),
                                                     dt, device_type, device_index, &made));
     int64_t numel = 1;
     for (const int64_t n : shape) numel *= n;
@@ -88,7 +88,7 @@ inline Tensor empty(const Tensor &like, const std::vector<int64_t> &shape, std::
     const size_t bytes = static_cast<size_t>(numel) * elem;
     if (hint && bytes >= kHugePageHintBytes) {
         void *data = nullptr;
-        STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_data_ptr(made, &data));
+        TORCH_ERROR_CODE_CHECK(aoti_torch_get_data_ptr(made, &data));
         advise_huge_pages(data, bytes);
     }
     return Tensor(made);
