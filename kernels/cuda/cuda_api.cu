@@ -2,28 +2,12 @@
  * The CUDA kernels' public entry points (tsrnn.h): argument checks in the order every backend uses, the workspace
  * layout and size, and the choice of the recurrent kernels' block layout for the current device.
  *
- * Scope of this build: fp32; LSTM projections (desc->P > 0, nn.LSTM's proj_size) are not served yet and return
- * TSRNN_ERR_UNSUPPORTED, as does a hidden size whose W_hh cannot stay on chip across the device's blocks (about
- * H > 1300 for LSTM on an H100).
+ * Scope of this build: fp32, any H (the stepwise path takes the sizes whose W_hh cannot stay on chip); LSTM
+ * projections (desc->P > 0, nn.LSTM's proj_size) are not served yet and return TSRNN_ERR_UNSUPPORTED.
  */
 #include "cuda_impl.cuh"
 
 namespace tsrnn_cuda {
-
-/* The step functions (cuda_fwd.cu, cuda_bwd.cu); arguments already checked. */
-tsrnn_status lstm_forward(const tsrnn_desc *d, const float *x, const float *h0, const float *c0, const float *w_ih,
-                          const float *w_hh, const float *b_ih, const float *b_hh, float *y, float *h_n, float *c_n,
-                          float *saved, void *workspace);
-tsrnn_status gru_forward(const tsrnn_desc *d, const float *x, const float *h0, const float *w_ih, const float *w_hh,
-                         const float *b_ih, const float *b_hh, float *y, float *h_n, float *saved, void *workspace);
-tsrnn_status lstm_backward(const tsrnn_desc *d, const float *x, const float *h0, const float *c0, const float *w_ih,
-                           const float *w_hh, const float *saved, const float *grad_y, const float *grad_h_n,
-                           const float *grad_c_n, float *grad_x, float *grad_h0, float *grad_c0, float *grad_w_ih,
-                           float *grad_w_hh, float *grad_b_ih, float *grad_b_hh, void *workspace);
-tsrnn_status gru_backward(const tsrnn_desc *d, const float *x, const float *h0, const float *w_ih, const float *w_hh,
-                          const float *saved, const float *grad_y, const float *grad_h_n, float *grad_x,
-                          float *grad_h0, float *grad_w_ih, float *grad_w_hh, float *grad_b_ih, float *grad_b_hh,
-                          void *workspace);
 
 /* ---- workspace ------------------------------------------------------------------------------------------------ */
 
@@ -35,11 +19,13 @@ FwdWorkspace fwd_workspace(int cell, const tsrnn_desc *d, void *base) {
     w.counters = c.take<unsigned>((size_t)B + 1);
     w.xproj = c.take<float>((size_t)(T * B * GH));
     w.hbuf = c.take<float>((size_t)(2 * B * H));
+    w.hproj = c.take<float>((size_t)(B * GH));
     w.cbuf = c.take<float>(cell == kLstm ? (size_t)(B * H) : 0);
     w.rbuf = c.take<float>(cell == kGruBefore ? (size_t)(B * H) : 0);
     w.zbuf = c.take<float>(cell == kGruBefore ? (size_t)(B * H) : 0);
     w.rhbuf = c.take<float>(cell == kGruBefore ? (size_t)(B * H) : 0);
-    w.partial = c.take<float>((size_t)partial_floats(T * B, GH, D));
+    const int64_t proj = partial_floats(T * B, GH, D), step = stepwise_partial_floats(cell, B, H);
+    w.partial = c.take<float>((size_t)(proj > step ? proj : step));
     w.bytes = c.total;
     return w;
 }
@@ -64,6 +50,7 @@ BwdWorkspace bwd_workspace(int cell, const tsrnn_desc *d, void *base) {
             if (rows > 0 && partial_floats(rows, width, M) > most) most = partial_floats(rows, width, M);
     for (int64_t width : {D + 1, D, (int64_t)1})
         if (partial_floats(GH, width, M) > most) most = partial_floats(GH, width, M);
+    if (stepwise_partial_floats(cell, B, H) > most) most = stepwise_partial_floats(cell, B, H);
     w.partial = c.take<float>((size_t)most);
     w.bytes = c.total;
     return w;
@@ -77,6 +64,33 @@ int64_t steps_of(const tsrnn_desc *d) {
     for (int64_t b = 0; b < d->B; ++b)
         if (d->lengths[b] > most) most = d->lengths[b];
     return most;
+}
+
+namespace {
+
+/* Copies up to kLengthsPerLaunch lengths from the kernel's own argument block. */
+struct LengthsChunk {
+    int64_t v[kLengthsPerLaunch];
+};
+__global__ void __launch_bounds__(kLengthsPerLaunch) set_lengths_kernel(int64_t *dst, const LengthsChunk chunk,
+                                                                         int count) {
+    if ((int)threadIdx.x < count) dst[threadIdx.x] = chunk.v[threadIdx.x];
+}
+
+} // namespace
+
+tsrnn_status upload_lengths(int64_t *dst, const int64_t *lengths, int64_t B, cudaStream_t stream) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(1);
+    cfg.blockDim = dim3(kLengthsPerLaunch);
+    cfg.stream = stream;
+    for (int64_t b0 = 0; b0 < B; b0 += kLengthsPerLaunch) {
+        LengthsChunk chunk;
+        const int count = (int)(B - b0 < kLengthsPerLaunch ? B - b0 : kLengthsPerLaunch);
+        for (int i = 0; i < count; ++i) chunk.v[i] = lengths[b0 + i];
+        TSRNN_CUDA_TRY(cudaLaunchKernelEx(&cfg, set_lengths_kernel, dst + b0, chunk, count));
+    }
+    return TSRNN_OK;
 }
 
 tsrnn_status plan_recurrence(bool backward, int cell, int64_t H, int64_t B, const void *kernel, RecPlan *plan) {
@@ -173,6 +187,7 @@ TSRNN_DECLARE_LSTM_FWD(tsrnn_lstm_fwd_cuda_f32, float) {
     if (desc->P != 0 || w_hr) return TSRNN_ERR_UNSUPPORTED;
     if (!x || !w_ih || !w_hh || !y || !h_n || !c_n) return TSRNN_ERR_NULL;
     TSRNN_STATUS_TRY(check_rest(TSRNN_CELL_LSTM, TSRNN_PASS_FWD, desc, workspace, workspace_bytes, false));
+    const ErrorScope errors;
     return lstm_forward(desc, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, h_n, c_n, saved, workspace);
 }
 
@@ -181,6 +196,7 @@ TSRNN_DECLARE_LSTM_BWD(tsrnn_lstm_bwd_cuda_f32, float) {
     if (desc->P != 0 || w_hr || grad_w_hr) return TSRNN_ERR_UNSUPPORTED;
     if (!x || !w_ih || !w_hh || !saved) return TSRNN_ERR_NULL;
     TSRNN_STATUS_TRY(check_rest(TSRNN_CELL_LSTM, TSRNN_PASS_BWD, desc, workspace, workspace_bytes, grad_x));
+    const ErrorScope errors;
     return lstm_backward(desc, x, h0, c0, w_ih, w_hh, saved, grad_y, grad_h_n, grad_c_n, grad_x, grad_h0, grad_c0,
                          grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, workspace);
 }
@@ -189,6 +205,7 @@ TSRNN_DECLARE_GRU_FWD(tsrnn_gru_fwd_cuda_f32, float) {
     TSRNN_STATUS_TRY(tsrnn__check_desc(TSRNN_CELL_GRU, TSRNN_BACKEND_CUDA, desc));
     if (!x || !w_ih || !w_hh || !y || !h_n) return TSRNN_ERR_NULL;
     TSRNN_STATUS_TRY(check_rest(TSRNN_CELL_GRU, TSRNN_PASS_FWD, desc, workspace, workspace_bytes, false));
+    const ErrorScope errors;
     return gru_forward(desc, x, h0, w_ih, w_hh, b_ih, b_hh, y, h_n, saved, workspace);
 }
 
@@ -196,6 +213,7 @@ TSRNN_DECLARE_GRU_BWD(tsrnn_gru_bwd_cuda_f32, float) {
     TSRNN_STATUS_TRY(tsrnn__check_desc(TSRNN_CELL_GRU, TSRNN_BACKEND_CUDA, desc));
     if (!x || !w_ih || !w_hh || !saved) return TSRNN_ERR_NULL;
     TSRNN_STATUS_TRY(check_rest(TSRNN_CELL_GRU, TSRNN_PASS_BWD, desc, workspace, workspace_bytes, grad_x));
+    const ErrorScope errors;
     return gru_backward(desc, x, h0, w_ih, w_hh, saved, grad_y, grad_h_n, grad_x, grad_h0, grad_w_ih, grad_w_hh,
                         grad_b_ih, grad_b_hh, workspace);
 }

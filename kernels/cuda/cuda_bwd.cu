@@ -1,6 +1,7 @@
 /*
  * CUDA backward of one LSTM / GRU layer in one direction (fp32): the row table, one persistent kernel walking the
- * steps backwards (cuda_impl.cuh describes the block layout), then the GEMMs for grad_x and the parameter gradients.
+ * steps backwards (cuda_impl.cuh describes the block layout; the stepwise path of cuda_step.cu where its plan does
+ * not fit), then the GEMMs for grad_x and the parameter gradients.
  *
  * Per step, for the rows still inside their sequence (the reference's formulas, kernels/ref/):
  *   phase A  (local)  from dh = dh_carried + grad_y and the saved activations: d_gates of the block's units
@@ -19,17 +20,6 @@
 
 namespace tsrnn_cuda {
 namespace {
-
-struct BwdArgs {
-    int64_t T, B, H, y_stride_t, y_stride_b, steps;
-    const int64_t *lengths;
-    int reverse;
-    const float *h0, *c0, *w_hh, *saved, *grad_y, *grad_h_n, *grad_c_n;
-    float *grad_h0, *grad_c0;
-    float *dgx, *dghn, *dh, *dc, *drh;
-    unsigned *counters;
-    int U, U4, nU, BG, BC;
-};
 
 /* Row table of the GEMMs: row (t, b) = t * B + b. */
 __global__ void __launch_bounds__(kThreads) row_info_kernel(RowInfo *rows, int64_t T, int64_t B,
@@ -109,31 +99,19 @@ __global__ void __launch_bounds__(kThreads, 1) rnn_bwd_kernel(const BwdArgs a) {
             const float dh = a.dh[b * H + u] + (a.grad_y ? a.grad_y[t * a.y_stride_t + b * a.y_stride_b + u] : 0.f);
 
             if (CELL == kLstm) {
-                const float i = sv[0 * H + u], f = sv[1 * H + u], g = sv[2 * H + u], o = sv[3 * H + u];
-                const float tanh_c = tanhf(sv[4 * H + u]);
-                const float c_prev = prev_state(a.c0, 4 * H, s, t, b, u);
-                /* h = o tanh(c): dc gets dh o (1 - tanh(c)^2) on top of what flows back from c_{t+1} */
-                const float dc_total = a.dc[b * H + u] + dh * o * (1.f - tanh_c * tanh_c);
-                const float di = dc_total * g, df = dc_total * c_prev, dgg = dc_total * i, d_o = dh * tanh_c;
-                dg[0 * H + u] = di * i * (1.f - i);
-                dg[1 * H + u] = df * f * (1.f - f);
-                dg[2 * H + u] = dgg * (1.f - g * g);
-                dg[3 * H + u] = d_o * o * (1.f - o);
-                a.dc[b * H + u] = dc_total * f;
+                float dg4[4], dc_prev;
+                lstm_unit_backward(sv + u, H, dh, a.dc[b * H + u], prev_state(a.c0, 4 * H, s, t, b, u), dg4, &dc_prev);
+                for (int g = 0; g < 4; ++g) dg[g * H + u] = dg4[g];
+                a.dc[b * H + u] = dc_prev;
             } else {
-                const float r = sv[0 * H + u], z = sv[1 * H + u], n = sv[2 * H + u], hn = sv[3 * H + u];
-                const float h_prev = prev_state(a.h0, h_col, s, t, b, u);
-                /* h = (1 - z) n + z h_prev */
-                const float dn = dh * (1.f - z), dz = dh * (h_prev - n);
-                const float dn_pre = dn * (1.f - n * n), dz_pre = dz * z * (1.f - z);
-                dg[1 * H + u] = dz_pre;
-                dg[2 * H + u] = dn_pre;
-                a.dghn[row * H + u] = CELL == kGruAfter ? dn_pre * r : dn_pre;
-                a.dh[b * H + u] = dh * z; /* direct part of dh_{t-1}; phase B adds the rest */
-                if (CELL == kGruAfter) {
-                    const float dr = dn_pre * hn;
-                    dg[0 * H + u] = dr * r * (1.f - r);
-                }
+                float dg3[3], dghn, dh_direct;
+                gru_unit_backward(sv + u, H, CELL == kGruAfter, dh, prev_state(a.h0, h_col, s, t, b, u), dg3, &dghn,
+                                  &dh_direct);
+                if (CELL == kGruAfter) dg[0 * H + u] = dg3[0];
+                dg[1 * H + u] = dg3[1];
+                dg[2 * H + u] = dg3[2];
+                a.dghn[row * H + u] = dghn;
+                a.dh[b * H + u] = dh_direct; /* phase B adds the rest */
             }
         }
         group_sync(counter, a.nU, generation);
@@ -161,9 +139,7 @@ __global__ void __launch_bounds__(kThreads, 1) rnn_bwd_kernel(const BwdArgs a) {
                     if (s >= L) continue;
                     const int64_t t = a.reverse ? L - 1 - s : s, row = t * B + b;
                     const float d_rh = out_s[bl * U4 + ul];
-                    const float r = a.saved[row * S + u];
-                    const float dr = d_rh * prev_state(a.h0, h_col, s, t, b, u);
-                    a.dgx[row * GH + u] = dr * r * (1.f - r);
+                    a.dgx[row * GH + u] = gru_reset_grad(d_rh, prev_state(a.h0, h_col, s, t, b, u), a.saved[row * S + u]);
                     a.drh[b * H + u] = d_rh;
                 }
                 __syncthreads();
@@ -224,11 +200,22 @@ __global__ void __launch_bounds__(kThreads, 1) rnn_bwd_kernel(const BwdArgs a) {
     }
 }
 
+} // namespace
+
+tsrnn_status persistent_bwd_plan(int cell, int64_t H, int64_t B, RecPlan *plan) {
+    const void *kernel = cell == kLstm      ? (const void *)rnn_bwd_kernel<kLstm>
+                         : cell == kGruAfter ? (const void *)rnn_bwd_kernel<kGruAfter>
+                                             : (const void *)rnn_bwd_kernel<kGruBefore>;
+    return plan_recurrence(true, cell, H, B, kernel, plan);
+}
+
+namespace {
+
 template <int CELL>
 tsrnn_status backward(const tsrnn_desc *d, const float *x, const float *h0, const float *c0, const float *w_ih,
                       const float *w_hh, const float *saved, const float *grad_y, const float *grad_h_n,
                       const float *grad_c_n, float *grad_x, float *grad_h0, float *grad_c0, float *grad_w_ih,
-                      float *grad_w_hh, float *grad_b_ih, float *grad_b_hh, void *workspace) {
+                      float *grad_w_hh, float *grad_b_ih, float *grad_b_hh, void *workspace, Path path) {
     constexpr int G = gates_of(CELL);
     const int64_t T = d->T, B = d->B, D = d->D, H = d->H, GH = G * H, S = saved_width_of(CELL) * H;
     cudaStream_t stream = static_cast<cudaStream_t>(d->stream);
@@ -242,13 +229,15 @@ tsrnn_status backward(const tsrnn_desc *d, const float *x, const float *h0, cons
     }
 
     RecPlan plan;
-    TSRNN_STATUS_TRY(plan_recurrence(true, CELL, H, B, (const void *)rnn_bwd_kernel<CELL>, &plan));
+    bool persistent = false;
+    if (path != Path::Stepwise) { /* as forward(): a plan that does not fit goes stepwise unless forced */
+        const tsrnn_status planned = persistent_bwd_plan(CELL, H, B, &plan);
+        if (planned != TSRNN_OK && (planned != TSRNN_ERR_UNSUPPORTED || path == Path::Persistent)) return planned;
+        persistent = planned == TSRNN_OK;
+    }
 
     const BwdWorkspace ws = bwd_workspace(CELL, d, workspace);
-    if (d->lengths)
-        TSRNN_CUDA_TRY(cudaMemcpyAsync(ws.lengths, d->lengths, (size_t)B * sizeof(int64_t), cudaMemcpyHostToDevice,
-                                       stream));
-    if (plan.nU > 1) TSRNN_CUDA_TRY(cudaMemsetAsync(ws.counters, 0, (size_t)plan.nBG * sizeof(unsigned), stream));
+    if (d->lengths) TSRNN_STATUS_TRY(upload_lengths(ws.lengths, d->lengths, B, stream));
     const int64_t *lengths = d->lengths ? ws.lengths : nullptr;
 
     if (T * B > 0) {
@@ -269,8 +258,14 @@ tsrnn_status backward(const tsrnn_desc *d, const float *x, const float *h0, cons
     a.grad_c_n = grad_c_n, a.grad_h0 = grad_h0, a.grad_c0 = grad_c0;
     a.dgx = ws.dgx, a.dghn = ws.dghn, a.dh = ws.dh, a.dc = ws.dc, a.drh = ws.drh;
     a.counters = ws.counters;
-    a.U = plan.U, a.U4 = plan.U4, a.nU = plan.nU, a.BG = plan.BG, a.BC = plan.BC;
-    TSRNN_STATUS_TRY(launch_recurrence(rnn_bwd_kernel<CELL>, plan, a, stream));
+    tsrnn_status launched = TSRNN_ERR_UNSUPPORTED;
+    if (persistent) {
+        a.U = plan.U, a.U4 = plan.U4, a.nU = plan.nU, a.BG = plan.BG, a.BC = plan.BC;
+        if (plan.nU > 1) TSRNN_CUDA_TRY(cudaMemsetAsync(ws.counters, 0, (size_t)plan.nBG * sizeof(unsigned), stream));
+        launched = launch_recurrence(rnn_bwd_kernel<CELL>, plan, a, stream);
+        if (launched != TSRNN_OK && (launched != TSRNN_ERR_UNSUPPORTED || path == Path::Persistent)) return launched;
+    }
+    if (launched != TSRNN_OK) TSRNN_STATUS_TRY(stepwise_backward(CELL, a, ws.partial, stream)); /* see forward() */
 
     const int64_t M = T * B; /* rows of the sequence tensors: the reduction length of the parameter gradients */
 
@@ -325,20 +320,20 @@ tsrnn_status backward(const tsrnn_desc *d, const float *x, const float *h0, cons
 tsrnn_status lstm_backward(const tsrnn_desc *d, const float *x, const float *h0, const float *c0, const float *w_ih,
                            const float *w_hh, const float *saved, const float *grad_y, const float *grad_h_n,
                            const float *grad_c_n, float *grad_x, float *grad_h0, float *grad_c0, float *grad_w_ih,
-                           float *grad_w_hh, float *grad_b_ih, float *grad_b_hh, void *workspace) {
+                           float *grad_w_hh, float *grad_b_ih, float *grad_b_hh, void *workspace, Path path) {
     return backward<kLstm>(d, x, h0, c0, w_ih, w_hh, saved, grad_y, grad_h_n, grad_c_n, grad_x, grad_h0, grad_c0,
-                           grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, workspace);
+                           grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, workspace, path);
 }
 
 tsrnn_status gru_backward(const tsrnn_desc *d, const float *x, const float *h0, const float *w_ih, const float *w_hh,
                           const float *saved, const float *grad_y, const float *grad_h_n, float *grad_x,
                           float *grad_h0, float *grad_w_ih, float *grad_w_hh, float *grad_b_ih, float *grad_b_hh,
-                          void *workspace) {
+                          void *workspace, Path path) {
     if (d->reset_after)
         return backward<kGruAfter>(d, x, h0, nullptr, w_ih, w_hh, saved, grad_y, grad_h_n, nullptr, grad_x, grad_h0,
-                                   nullptr, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, workspace);
+                                   nullptr, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, workspace, path);
     return backward<kGruBefore>(d, x, h0, nullptr, w_ih, w_hh, saved, grad_y, grad_h_n, nullptr, grad_x, grad_h0,
-                                nullptr, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, workspace);
+                                nullptr, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, workspace, path);
 }
 
 } // namespace tsrnn_cuda

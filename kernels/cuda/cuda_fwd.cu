@@ -1,6 +1,7 @@
 /*
  * CUDA forward of one LSTM / GRU layer in one direction (fp32): the input projection GEMM, then every step in one
- * persistent kernel (the block layout is described in cuda_impl.cuh).
+ * persistent kernel (the block layout is described in cuda_impl.cuh), or in the stepwise path (cuda_step.cu) where
+ * the persistent plan does not fit the device.
  *
  * Shared memory of one block (floats):
  *   w_s    (H x G*U4)      w_s[k][g*U4 + ul] = W_hh[g*H + u0 + ul][k]; columns ul >= U are zero
@@ -13,17 +14,6 @@
 
 namespace tsrnn_cuda {
 namespace {
-
-struct FwdArgs {
-    int64_t T, B, H, y_stride_t, y_stride_b, steps;
-    const int64_t *lengths; /* device, or NULL */
-    int reverse;
-    const float *h0, *c0, *w_hh, *b_hh, *xproj;
-    float *y, *h_n, *c_n, *saved;
-    float *hbuf, *cbuf, *rbuf, *zbuf, *rhbuf;
-    unsigned *counters;
-    int U, U4, nU, BG, BC;
-};
 
 /* in[r][k] = src[(row0 + r) * H + k] for r < rows, zero for rows <= r < rows4 (read through L2: other blocks wrote it). */
 __device__ __forceinline__ void stage_rows(float *in, int64_t ldi, const float *src, int64_t H, int rows, int rows4) {
@@ -107,28 +97,23 @@ __global__ void __launch_bounds__(kThreads, 1) rnn_fwd_kernel(const FwdArgs a) {
                 float *sv = a.saved ? a.saved + (t * B + b) * S : nullptr; /* saved row (t, b) */
 
                 if (CELL == kLstm) {
-                    const float i = sigmoid(xp[0 * H + u] + (hp[0 * U4 + ul] + b_hh(0)));
-                    const float f = sigmoid(xp[1 * H + u] + (hp[1 * U4 + ul] + b_hh(1)));
-                    const float g = tanhf(xp[2 * H + u] + (hp[2 * U4 + ul] + b_hh(2)));
-                    const float o = sigmoid(xp[3 * H + u] + (hp[3 * U4 + ul] + b_hh(3)));
-                    const float c = f * a.cbuf[b * H + u] + i * g;
-                    const float h = o * tanhf(c);
-                    a.cbuf[b * H + u] = c;
-                    h_nxt[b * H + u] = h;
-                    a.y[t * a.y_stride_t + b * a.y_stride_b + u] = h;
-                    if (sv) {
-                        sv[0 * H + u] = i, sv[1 * H + u] = f, sv[2 * H + u] = g, sv[3 * H + u] = o;
-                        sv[4 * H + u] = c, sv[5 * H + u] = h;
-                    }
+                    const float xg[4] = {xp[0 * H + u], xp[1 * H + u], xp[2 * H + u], xp[3 * H + u]};
+                    const float hg[4] = {hp[0 * U4 + ul] + b_hh(0), hp[1 * U4 + ul] + b_hh(1),
+                                         hp[2 * U4 + ul] + b_hh(2), hp[3 * U4 + ul] + b_hh(3)};
+                    const LstmUnit st = lstm_unit(xg, hg, a.cbuf[b * H + u]);
+                    a.cbuf[b * H + u] = st.c;
+                    h_nxt[b * H + u] = st.h;
+                    a.y[t * a.y_stride_t + b * a.y_stride_b + u] = st.h;
+                    if (sv) save_lstm(sv + u, H, st);
                 } else if (CELL == kGruAfter) {
                     const float r = sigmoid(xp[0 * H + u] + (hp[0 * U4 + ul] + b_hh(0)));
                     const float z = sigmoid(xp[1 * H + u] + (hp[1 * U4 + ul] + b_hh(1)));
                     const float hn = hp[2 * U4 + ul] + b_hh(2);
-                    const float n = tanhf(xp[2 * H + u] + r * hn);
-                    const float h = n + z * (h_prev - n);
+                    const float n = gru_candidate(xp[2 * H + u], r * hn);
+                    const float h = gru_state(n, z, h_prev);
                     h_nxt[b * H + u] = h;
                     a.y[t * a.y_stride_t + b * a.y_stride_b + u] = h;
-                    if (sv) sv[0 * H + u] = r, sv[1 * H + u] = z, sv[2 * H + u] = n, sv[3 * H + u] = hn, sv[4 * H + u] = h;
+                    if (sv) save_gru(sv + u, H, r, z, n, hn, h);
                 } else { /* reset_after = 0, first phase: r, z and r * h_{t-1} */
                     const float r = sigmoid(xp[0 * H + u] + (hp[0 * U4 + ul] + b_hh(0)));
                     const float z = sigmoid(xp[1 * H + u] + (hp[1 * U4 + ul] + b_hh(1)));
@@ -158,14 +143,11 @@ __global__ void __launch_bounds__(kThreads, 1) rnn_fwd_kernel(const FwdArgs a) {
                     const float h_prev = __ldcg(h_cur + b * H + u);
                     const float r = a.rbuf[b * H + u], z = a.zbuf[b * H + u];
                     const float hn = out_s[bl * ldw + ul] + (a.b_hh ? a.b_hh[2 * H + u] : 0.f);
-                    const float n = tanhf(xp[2 * H + u] + hn);
-                    const float h = n + z * (h_prev - n);
+                    const float n = gru_candidate(xp[2 * H + u], hn);
+                    const float h = gru_state(n, z, h_prev);
                     h_nxt[b * H + u] = h;
                     a.y[t * a.y_stride_t + b * a.y_stride_b + u] = h;
-                    if (a.saved) {
-                        float *sv = a.saved + (t * B + b) * S;
-                        sv[0 * H + u] = r, sv[1 * H + u] = z, sv[2 * H + u] = n, sv[3 * H + u] = hn, sv[4 * H + u] = h;
-                    }
+                    if (a.saved) save_gru(a.saved + (t * B + b) * S + u, H, r, z, n, hn, h);
                 }
                 __syncthreads();
             }
@@ -183,23 +165,37 @@ __global__ void __launch_bounds__(kThreads, 1) rnn_fwd_kernel(const FwdArgs a) {
     }
 }
 
+} // namespace
+
+tsrnn_status persistent_fwd_plan(int cell, int64_t H, int64_t B, RecPlan *plan) {
+    const void *kernel = cell == kLstm      ? (const void *)rnn_fwd_kernel<kLstm>
+                         : cell == kGruAfter ? (const void *)rnn_fwd_kernel<kGruAfter>
+                                             : (const void *)rnn_fwd_kernel<kGruBefore>;
+    return plan_recurrence(false, cell, H, B, kernel, plan);
+}
+
+namespace {
+
 template <int CELL>
 tsrnn_status forward(const tsrnn_desc *d, const float *x, const float *h0, const float *c0, const float *w_ih,
                      const float *w_hh, const float *b_ih, const float *b_hh, float *y, float *h_n, float *c_n,
-                     float *saved, void *workspace) {
+                     float *saved, void *workspace, Path path) {
     const int64_t T = d->T, B = d->B, D = d->D, H = d->H, GH = gates_of(CELL) * H;
     if (B == 0) return TSRNN_OK; /* nothing to write */
     cudaStream_t stream = static_cast<cudaStream_t>(d->stream);
 
-    /* plan first: an unsupported size must fail before anything is queued */
+    /* plan first: a failing device query must fail before anything is queued; a plan that does not fit goes
+       stepwise (unless the persistent kernel is forced, which then answers TSRNN_ERR_UNSUPPORTED) */
     RecPlan plan;
-    TSRNN_STATUS_TRY(plan_recurrence(false, CELL, H, B, (const void *)rnn_fwd_kernel<CELL>, &plan));
+    bool persistent = false;
+    if (path != Path::Stepwise) {
+        const tsrnn_status planned = persistent_fwd_plan(CELL, H, B, &plan);
+        if (planned != TSRNN_OK && (planned != TSRNN_ERR_UNSUPPORTED || path == Path::Persistent)) return planned;
+        persistent = planned == TSRNN_OK;
+    }
 
     const FwdWorkspace ws = fwd_workspace(CELL, d, workspace);
-    if (d->lengths)
-        TSRNN_CUDA_TRY(cudaMemcpyAsync(ws.lengths, d->lengths, (size_t)B * sizeof(int64_t), cudaMemcpyHostToDevice,
-                                       stream));
-    if (plan.nU > 1) TSRNN_CUDA_TRY(cudaMemsetAsync(ws.counters, 0, (size_t)plan.nBG * sizeof(unsigned), stream));
+    if (d->lengths) TSRNN_STATUS_TRY(upload_lengths(ws.lengths, d->lengths, B, stream));
 
     /* xproj = x W_ih^T + b_ih for all T*B rows (rows past a length are computed and never read) */
     TSRNN_STATUS_TRY(gemm(stream, SeqRows{x, B, d->x_stride_t, d->x_stride_b}, RowMajor{w_ih, D},
@@ -213,23 +209,31 @@ tsrnn_status forward(const tsrnn_desc *d, const float *x, const float *h0, const
     a.y = y, a.h_n = h_n, a.c_n = c_n, a.saved = saved;
     a.hbuf = ws.hbuf, a.cbuf = ws.cbuf, a.rbuf = ws.rbuf, a.zbuf = ws.zbuf, a.rhbuf = ws.rhbuf;
     a.counters = ws.counters;
-    a.U = plan.U, a.U4 = plan.U4, a.nU = plan.nU, a.BG = plan.BG, a.BC = plan.BC;
-    return launch_recurrence(rnn_fwd_kernel<CELL>, plan, a, stream);
+    if (persistent) {
+        a.U = plan.U, a.U4 = plan.U4, a.nU = plan.nU, a.BG = plan.BG, a.BC = plan.BC;
+        if (plan.nU > 1) TSRNN_CUDA_TRY(cudaMemsetAsync(ws.counters, 0, (size_t)plan.nBG * sizeof(unsigned), stream));
+        const tsrnn_status launched = launch_recurrence(rnn_fwd_kernel<CELL>, plan, a, stream);
+        /* UNSUPPORTED: the device refused the cooperative launch as too large (a partitioned or shared device);
+           nothing ran, so the stepwise path starts from the same state */
+        if (launched != TSRNN_ERR_UNSUPPORTED || path == Path::Persistent) return launched;
+    }
+    return stepwise_forward(CELL, a, ws.hproj, ws.partial, stream);
 }
 
 } // namespace
 
 tsrnn_status lstm_forward(const tsrnn_desc *d, const float *x, const float *h0, const float *c0, const float *w_ih,
                           const float *w_hh, const float *b_ih, const float *b_hh, float *y, float *h_n, float *c_n,
-                          float *saved, void *workspace) {
-    return forward<kLstm>(d, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, h_n, c_n, saved, workspace);
+                          float *saved, void *workspace, Path path) {
+    return forward<kLstm>(d, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, h_n, c_n, saved, workspace, path);
 }
 
 tsrnn_status gru_forward(const tsrnn_desc *d, const float *x, const float *h0, const float *w_ih, const float *w_hh,
-                         const float *b_ih, const float *b_hh, float *y, float *h_n, float *saved, void *workspace) {
+                         const float *b_ih, const float *b_hh, float *y, float *h_n, float *saved, void *workspace,
+                         Path path) {
     if (d->reset_after)
-        return forward<kGruAfter>(d, x, h0, nullptr, w_ih, w_hh, b_ih, b_hh, y, h_n, nullptr, saved, workspace);
-    return forward<kGruBefore>(d, x, h0, nullptr, w_ih, w_hh, b_ih, b_hh, y, h_n, nullptr, saved, workspace);
+        return forward<kGruAfter>(d, x, h0, nullptr, w_ih, w_hh, b_ih, b_hh, y, h_n, nullptr, saved, workspace, path);
+    return forward<kGruBefore>(d, x, h0, nullptr, w_ih, w_hh, b_ih, b_hh, y, h_n, nullptr, saved, workspace, path);
 }
 
 } // namespace tsrnn_cuda

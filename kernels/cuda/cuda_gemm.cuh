@@ -95,6 +95,13 @@ struct ProjStore {
     __device__ void operator()(int64_t m, int64_t n, float v) const { out[m * ld + n] = v + (bias ? bias[n] : 0.f); }
 };
 
+/* A plain row-major store: out[m][n] = v (ld = row length). */
+struct RowStore {
+    float *out;
+    int64_t ld;
+    __device__ void operator()(int64_t m, int64_t n, float v) const { out[m * ld + n] = v; }
+};
+
 /* grad_x row (t, b) under the x strides; rows past a sequence's length are zero. */
 struct GradXStore {
     float *grad_x;

@@ -20,6 +20,9 @@
  *   small H (the whole W_hh fits one block's shared memory): nU = 1, no barrier at all, batch split over blocks
  *   large H (512, 1024): W_hh split over nU blocks; launched cooperatively, so every block is co-resident or the
  *   launch fails (the plan checks occupancy first and answers TSRNN_ERR_UNSUPPORTED when it cannot fit).
+ *   larger still (W_hh does not fit on the chip, about H > 1056 for LSTM on an H100), or a device that refuses the
+ *   cooperative launch: the stepwise path (cuda_step.cu), one tiled GEMM h_{t-1} W_hh^T and one element-wise gate
+ *   kernel per step, W_hh read from L2 / memory each step. Same formulas, any H.
  *
  * Determinism: every sum has a fixed order (no floating-point atomics); the only atomics are the barrier counters.
  */
@@ -57,11 +60,23 @@ __host__ __device__ inline int64_t round_up(int64_t a, int64_t to) { return ceil
 
 /* ---- errors ------------------------------------------------------------------------------------------------ */
 
-/* A failed CUDA call: clear the (non-sticky) error so the caller's next check does not see ours, and map it. */
+/* A failed CUDA call's status. The runtime's last-error state is left alone here: ErrorScope settles it. */
 inline tsrnn_status cuda_failure(cudaError_t e) {
-    (void)cudaGetLastError();
     return e == cudaErrorCooperativeLaunchTooLarge ? TSRNN_ERR_UNSUPPORTED : TSRNN_ERR_CUDA;
 }
+
+/*
+ * One public call's claim on the runtime's last-error state (cudaGetLastError). Our failures are reported through
+ * the returned status, so a call that found no error pending clears the one its own failed calls left (including a
+ * cooperative launch that was too large and fell back to the stepwise path), and the caller's next check does not
+ * see it. A call that found an error pending leaves the state alone: that error is the caller's to collect.
+ */
+struct ErrorScope {
+    const bool was_clean = cudaPeekAtLastError() == cudaSuccess;
+    ~ErrorScope() {
+        if (was_clean) (void)cudaGetLastError();
+    }
+};
 
 #define TSRNN_CUDA_TRY(call)                                                                                       \
     do {                                                                                                           \
@@ -103,10 +118,12 @@ struct FwdWorkspace {
     unsigned *counters;  /* (B + 1) grid-barrier counters, one per batch group */
     float *xproj;        /* (T*B x G*H) x W_ih^T + b_ih */
     float *hbuf;         /* (2 x B x H) h ping-pong buffers exchanged between the blocks of a batch group */
+    float *hproj;        /* (B x G*H) stepwise path: h_{t-1} W_hh^T of the current step (GRU reset_after = 0: the
+                            r, z columns, then (r * h_{t-1}) W_hn^T in the n columns) */
     float *cbuf;         /* (B x H) LSTM cell state, owner-only */
     float *rbuf, *zbuf;  /* (B x H) GRU reset_after = 0: r and z of the current step, owner-only */
     float *rhbuf;        /* (B x H) GRU reset_after = 0: r * h_{t-1}, exchanged */
-    float *partial;      /* split-K partial sums of the projection GEMM */
+    float *partial;      /* split-K partial sums of the projection GEMM and of the stepwise path's step GEMMs */
     size_t bytes;
 };
 
@@ -119,7 +136,7 @@ struct BwdWorkspace {
     float *dh;           /* (B x H) dL/dh carried backwards, owner-only */
     float *dc;           /* (B x H) LSTM dL/dc carried backwards, owner-only */
     float *drh;          /* (B x H) GRU reset_after = 0: dL/d(r * h_{t-1}), owner-only */
-    float *partial;      /* split-K partial sums of the GEMMs */
+    float *partial;      /* split-K partial sums of the GEMMs (the stepwise path's step GEMMs included) */
     size_t bytes;
 };
 
@@ -180,6 +197,9 @@ inline size_t bwd_smem_bytes(int cell, int64_t H, int U4, int BC) {
 
 /* Picks the block layout for the current device; TSRNN_ERR_UNSUPPORTED when H is too large to keep W_hh on chip. */
 tsrnn_status plan_recurrence(bool backward, int cell, int64_t H, int64_t B, const void *kernel, RecPlan *plan);
+/* The plan of the persistent forward / backward kernel of a cell (cuda_fwd.cu, cuda_bwd.cu). */
+tsrnn_status persistent_fwd_plan(int cell, int64_t H, int64_t B, RecPlan *plan);
+tsrnn_status persistent_bwd_plan(int cell, int64_t H, int64_t B, RecPlan *plan);
 
 /* Launches kernel on plan's grid (cooperatively when plan->cooperative) with one by-value argument. */
 template <class Args>
@@ -202,6 +222,76 @@ inline tsrnn_status launch_recurrence(void (*kernel)(Args), const RecPlan &plan,
 /* Host-side facts of one call shared by forward and backward. */
 int64_t steps_of(const tsrnn_desc *d); /* max lengths[b] (T without lengths): the steps the kernel runs */
 
+/*
+ * dst[0, B) = lengths[0, B) (host), queued on stream. The values travel as kernel arguments (kLengthsPerLaunch per
+ * launch), not as a host-to-device copy: a copy from pageable memory blocks the host and cannot be captured into a
+ * CUDA graph, while kernel arguments are captured by value, so a captured call replays its own lengths.
+ */
+constexpr int kLengthsPerLaunch = 256;
+tsrnn_status upload_lengths(int64_t *dst, const int64_t *lengths, int64_t B, cudaStream_t stream);
+
+/* ---- the step functions (arguments already checked by cuda_api.cu) ------------------------------------------------ */
+
+/* Which recurrent kernels run: the persistent one when its plan fits the device (else stepwise), or one forced. */
+enum class Path { Auto, Persistent, Stepwise };
+
+tsrnn_status lstm_forward(const tsrnn_desc *d, const float *x, const float *h0, const float *c0, const float *w_ih,
+                          const float *w_hh, const float *b_ih, const float *b_hh, float *y, float *h_n, float *c_n,
+                          float *saved, void *workspace, Path path = Path::Auto);
+tsrnn_status gru_forward(const tsrnn_desc *d, const float *x, const float *h0, const float *w_ih, const float *w_hh,
+                         const float *b_ih, const float *b_hh, float *y, float *h_n, float *saved, void *workspace,
+                         Path path = Path::Auto);
+tsrnn_status lstm_backward(const tsrnn_desc *d, const float *x, const float *h0, const float *c0, const float *w_ih,
+                           const float *w_hh, const float *saved, const float *grad_y, const float *grad_h_n,
+                           const float *grad_c_n, float *grad_x, float *grad_h0, float *grad_c0, float *grad_w_ih,
+                           float *grad_w_hh, float *grad_b_ih, float *grad_b_hh, void *workspace,
+                           Path path = Path::Auto);
+tsrnn_status gru_backward(const tsrnn_desc *d, const float *x, const float *h0, const float *w_ih, const float *w_hh,
+                          const float *saved, const float *grad_y, const float *grad_h_n, float *grad_x,
+                          float *grad_h0, float *grad_w_ih, float *grad_w_hh, float *grad_b_ih, float *grad_b_hh,
+                          void *workspace, Path path = Path::Auto);
+
+/* The recurrent kernels' arguments (one by-value block per launch), filled once by forward() / backward(). */
+struct FwdArgs {
+    int64_t T, B, H, y_stride_t, y_stride_b, steps;
+    const int64_t *lengths; /* device, or NULL */
+    int reverse;
+    const float *h0, *c0, *w_hh, *b_hh, *xproj;
+    float *y, *h_n, *c_n, *saved;
+    float *hbuf, *cbuf, *rbuf, *zbuf, *rhbuf;
+    unsigned *counters;
+    int U, U4, nU, BG, BC; /* the persistent plan (unused by the stepwise path) */
+};
+
+struct BwdArgs {
+    int64_t T, B, H, y_stride_t, y_stride_b, steps;
+    const int64_t *lengths;
+    int reverse;
+    const float *h0, *c0, *w_hh, *saved, *grad_y, *grad_h_n, *grad_c_n;
+    float *grad_h0, *grad_c0;
+    float *dgx, *dghn, *dh, *dc, *drh;
+    unsigned *counters;
+    int U, U4, nU, BG, BC;
+};
+
+/*
+ * The stepwise recurrences (cuda_step.cu): what the persistent kernels do with the same arguments, one group of
+ * launches per step. hproj is FwdWorkspace::hproj; partial holds stepwise_partial_floats(cell, B, H) floats.
+ */
+tsrnn_status stepwise_forward(int cell, const FwdArgs &a, float *hproj, float *partial, cudaStream_t stream);
+tsrnn_status stepwise_backward(int cell, const BwdArgs &a, float *partial, cudaStream_t stream);
+
+/* Floats of split-K partial sums the stepwise GEMMs need (so the workspace covers both paths, whatever the device):
+   h_{t-1} W_hh^T over the gate rows that read h_{t-1} (all, or r and z for GRU reset_after = 0), d_gates_h W_hh
+   over the same rows, and for reset_after = 0 the W_hn products both ways. */
+inline int64_t stepwise_partial_floats(int cell, int64_t B, int64_t H) {
+    const int64_t rows = cell == kGruBefore ? 2 * H : gates_of(cell) * H;
+    int64_t most = partial_floats(B, rows, H);
+    if (partial_floats(B, H, rows) > most) most = partial_floats(B, H, rows);
+    if (cell == kGruBefore && partial_floats(B, H, H) > most) most = partial_floats(B, H, H);
+    return most;
+}
+
 /* ---- device helpers ------------------------------------------------------------------------------------------- */
 
 #ifdef __CUDACC__
@@ -211,6 +301,76 @@ __device__ __forceinline__ float sigmoid(float v) { return 1.0f / (1.0f + expf(-
 
 __device__ __forceinline__ int64_t seq_length(const int64_t *lengths, int64_t b, int64_t T) {
     return lengths ? lengths[b] : T;
+}
+
+/*
+ * The cell arithmetic of one (row, unit), shared by the persistent and the stepwise kernels. xg[g]: x W_ih^T + b_ih
+ * of gate g; hg[g]: h_{t-1} W_hh^T + b_hh of gate g (GRU reset_after = 0: hn = (r * h_{t-1}) W_hn^T + b_hn).
+ */
+struct LstmUnit {
+    float i, f, g, o, c, h;
+};
+__device__ __forceinline__ LstmUnit lstm_unit(const float xg[4], const float hg[4], float c_prev) {
+    LstmUnit s;
+    s.i = sigmoid(xg[0] + hg[0]);
+    s.f = sigmoid(xg[1] + hg[1]);
+    s.g = tanhf(xg[2] + hg[2]);
+    s.o = sigmoid(xg[3] + hg[3]);
+    s.c = s.f * c_prev + s.i * s.g;
+    s.h = s.o * tanhf(s.c);
+    return s;
+}
+
+/* GRU candidate and new state: n = tanh(x_n + rhn), h = (1 - z) n + z h_prev (rhn = r * hn or hn, by form) */
+__device__ __forceinline__ float gru_candidate(float xn, float rhn) { return tanhf(xn + rhn); }
+__device__ __forceinline__ float gru_state(float n, float z, float h_prev) { return n + z * (h_prev - n); }
+
+/* Saved row layouts (tsrnn.h): LSTM [i f g o | c | h], GRU [r z n | hn | h]; sv points at unit u of the row. */
+__device__ __forceinline__ void save_lstm(float *sv, int64_t H, const LstmUnit &s) {
+    sv[0 * H] = s.i, sv[1 * H] = s.f, sv[2 * H] = s.g, sv[3 * H] = s.o, sv[4 * H] = s.c, sv[5 * H] = s.h;
+}
+__device__ __forceinline__ void save_gru(float *sv, int64_t H, float r, float z, float n, float hn, float h) {
+    sv[0 * H] = r, sv[1 * H] = z, sv[2 * H] = n, sv[3 * H] = hn, sv[4 * H] = h;
+}
+
+/*
+ * Backward of one (row, unit) from its saved activations. LSTM: dh (carried + grad_y) and the carried dc give the
+ * pre-activation gradients dg[0..3] and dc_{t-1}. GRU: dg[1] (z), dg[2] (n, input side), dghn (n, hidden side),
+ * dg[0] (r; reset_after = 1 only: reset_after = 0 needs d(r h) from every unit first) and the direct part of
+ * dh_{t-1} (dh z).
+ */
+__device__ __forceinline__ void lstm_unit_backward(const float *sv, int64_t H, float dh, float dc, float c_prev,
+                                                   float dg[4], float *dc_prev) {
+    const float i = sv[0 * H], f = sv[1 * H], g = sv[2 * H], o = sv[3 * H];
+    const float tanh_c = tanhf(sv[4 * H]);
+    /* h = o tanh(c): dc gets dh o (1 - tanh(c)^2) on top of what flows back from c_{t+1} */
+    const float dc_total = dc + dh * o * (1.f - tanh_c * tanh_c);
+    const float di = dc_total * g, df = dc_total * c_prev, dgg = dc_total * i, d_o = dh * tanh_c;
+    dg[0] = di * i * (1.f - i);
+    dg[1] = df * f * (1.f - f);
+    dg[2] = dgg * (1.f - g * g);
+    dg[3] = d_o * o * (1.f - o);
+    *dc_prev = dc_total * f;
+}
+__device__ __forceinline__ void gru_unit_backward(const float *sv, int64_t H, bool reset_after, float dh,
+                                                  float h_prev, float dg[3], float *dghn, float *dh_direct) {
+    const float r = sv[0 * H], z = sv[1 * H], n = sv[2 * H], hn = sv[3 * H];
+    /* h = (1 - z) n + z h_prev */
+    const float dn = dh * (1.f - z), dz = dh * (h_prev - n);
+    const float dn_pre = dn * (1.f - n * n), dz_pre = dz * z * (1.f - z);
+    dg[1] = dz_pre;
+    dg[2] = dn_pre;
+    *dghn = reset_after ? dn_pre * r : dn_pre;
+    *dh_direct = dh * z;
+    if (reset_after) {
+        const float dr = dn_pre * hn;
+        dg[0] = dr * r * (1.f - r);
+    }
+}
+/* GRU reset_after = 0: dr from d(r h_{t-1}) (d_rh), pre-activation gradient of r */
+__device__ __forceinline__ float gru_reset_grad(float d_rh, float h_prev, float r) {
+    const float dr = d_rh * h_prev;
+    return dr * r * (1.f - r);
 }
 
 /*

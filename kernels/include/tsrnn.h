@@ -211,9 +211,11 @@ TSRNN_DECLARE_GRU_BWD(tsrnn_gru_bwd_cpu_f64, double);
 /*
  * The CUDA kernels (kernels/cuda), built only when CUDA is enabled: every data pointer and the workspace are
  * device memory of the current device, except desc->lengths, which is HOST memory for every backend (checked on
- * the host, then copied into the workspace on desc->stream; leave lengths NULL inside a CUDA graph capture).
- * Work is queued on desc->stream and the functions return without synchronizing; a failed launch or CUDA call
- * returns TSRNN_ERR_CUDA.
+ * the host, then passed to the device by value in kernel arguments, so a call with lengths can be captured into a
+ * CUDA graph and replays the lengths it was captured with). Any H: sizes whose W_hh does not fit on the chip take a
+ * slower stepwise path. Work is queued on desc->stream and the functions return without synchronizing; a failed
+ * launch or CUDA call returns TSRNN_ERR_CUDA. The runtime's last-error state (cudaGetLastError) is left as the
+ * call found it: an error the caller had pending stays pending, and none of the call's own is left behind.
  */
 TSRNN_DECLARE_LSTM_FWD(tsrnn_lstm_fwd_cuda_f32, float);
 TSRNN_DECLARE_LSTM_BWD(tsrnn_lstm_bwd_cuda_f32, float);
