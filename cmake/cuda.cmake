@@ -109,7 +109,7 @@ function(tsrnn_cuda_finish)
     set(test_src ${src}/tests/kernels/cuda_vs_ref_test.cu)
     if(TSRNN_CUDA_ENABLED)
       add_executable(tsrnn_cuda_tests ${test_src})
-      target_include_directories(tsrnn_cuda_tests PRIVATE ${src}/kernels/common ${src}/tests/kernels)
+      target_include_directories(tsrnn_cuda_tests PRIVATE ${src}/kernels/common ${src}/kernels/cuda ${src}/tests/kernels)
       set_target_properties(tsrnn_cuda_tests PROPERTIES CUDA_ARCHITECTURES 90 CUDA_STANDARD 17
                                                         CUDA_STANDARD_REQUIRED ON)
       target_link_libraries(tsrnn_cuda_tests PRIVATE tsrnn_kernels CUDA::cudart GTest::gtest GTest::gtest_main)
@@ -117,7 +117,7 @@ function(tsrnn_cuda_finish)
     else()
       add_library(tsrnn_cuda_test_compile_check OBJECT ${test_src})
       target_include_directories(tsrnn_cuda_test_compile_check PRIVATE ${src}/kernels/include ${src}/kernels/common
-                                                                       ${src}/tests/kernels)
+                                                                       ${src}/kernels/cuda ${src}/tests/kernels)
       set_target_properties(tsrnn_cuda_test_compile_check PROPERTIES CUDA_ARCHITECTURES 90 CUDA_STANDARD 17
                                                                       CUDA_STANDARD_REQUIRED ON)
       target_link_libraries(tsrnn_cuda_test_compile_check PRIVATE GTest::gtest)

@@ -1,12 +1,15 @@
 // The CUDA kernels against the reference, over a grid of cells, shapes (T = 1, B = 1, H = 1, D = 1, H = 33,
 // T = 300, the forecasting job's T = 60 B = 64 D = 1 H = 32), directions, lengths, layouts and optional arguments,
-// plus H = 512 / 1024 / 520 for the grid-barrier path (weights split across co-resident blocks). Every output buffer
-// is compared whole after a round trip through device memory (so writing outside one's rows fails too), no input
-// may change, the workspace must not be written past its queried size, two runs must agree bit for bit, an
-// inference forward (saved = NULL) gives the same outputs, and a captured CUDA graph replays the same results.
+// plus H = 512 / 1024 / 520 for the grid-barrier path (weights split across co-resident blocks), the stepwise path
+// (forced over a grid, and chosen by itself just above the persistent plan's limit and at H = 2048). Every output
+// buffer is compared whole after a round trip through device memory (so writing outside one's rows fails too), no
+// input may change, the workspace must not be written past its queried size, two runs must agree bit for bit, an
+// inference forward (saved = NULL) gives the same outputs, a captured CUDA graph (lengths included) replays the same
+// results, and the runtime's last-error state is left as the caller had it.
 //
 // Host code only (the kernels live in the library); a .cu file so that the CPU test glob (tests/kernels/*.cpp)
-// leaves it out. Built only with TSRNN_WITH_CUDA (cmake/cuda.cmake); every test skips when no device is present.
+// leaves it out. Built with TSRNN_WITH_CUDA (cmake/cuda.cmake), where every test skips when no device is present,
+// and against the emulated runtime of tests/cuda_emu on every build (cmake/cuda_emu.cmake).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -15,6 +18,7 @@
 #include <string>
 #include <tuple>
 
+#include "cuda_impl.cuh"
 #include "test_util.h"
 
 namespace tsrnn_test {
@@ -160,7 +164,18 @@ struct DeviceProblem {
     }
 };
 
-tsrnn_status call_fwd_cuda(tsrnn_cell cell, const FwdArgs<float> &a) {
+using tsrnn_cuda::Path;
+
+// The public entry points (Path::Auto), or the step functions behind them with one path forced (white-box: the
+// arguments are valid, so the entry points' checks are not needed).
+tsrnn_status call_fwd_cuda(tsrnn_cell cell, const FwdArgs<float> &a, Path path = Path::Auto) {
+    if (path != Path::Auto) {
+        if (cell == TSRNN_CELL_LSTM)
+            return tsrnn_cuda::lstm_forward(a.desc, a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.y, a.h_n,
+                                            a.c_n, a.saved, a.workspace, path);
+        return tsrnn_cuda::gru_forward(a.desc, a.x, a.h0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.y, a.h_n, a.saved,
+                                       a.workspace, path);
+    }
     if (cell == TSRNN_CELL_LSTM)
         return tsrnn_lstm_fwd_cuda_f32(a.desc, a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.w_hr, a.y, a.h_n,
                                        a.c_n, a.saved, a.workspace, a.workspace_bytes);
@@ -168,7 +183,16 @@ tsrnn_status call_fwd_cuda(tsrnn_cell cell, const FwdArgs<float> &a) {
                                   a.workspace, a.workspace_bytes);
 }
 
-tsrnn_status call_bwd_cuda(tsrnn_cell cell, const BwdArgs<float> &a) {
+tsrnn_status call_bwd_cuda(tsrnn_cell cell, const BwdArgs<float> &a, Path path = Path::Auto) {
+    if (path != Path::Auto) {
+        if (cell == TSRNN_CELL_LSTM)
+            return tsrnn_cuda::lstm_backward(a.desc, a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.saved, a.grad_y, a.grad_h_n,
+                                             a.grad_c_n, a.grad_x, a.grad_h0, a.grad_c0, a.grad_w_ih, a.grad_w_hh,
+                                             a.grad_b_ih, a.grad_b_hh, a.workspace, path);
+        return tsrnn_cuda::gru_backward(a.desc, a.x, a.h0, a.w_ih, a.w_hh, a.saved, a.grad_y, a.grad_h_n, a.grad_x,
+                                        a.grad_h0, a.grad_w_ih, a.grad_w_hh, a.grad_b_ih, a.grad_b_hh, a.workspace,
+                                        path);
+    }
     if (cell == TSRNN_CELL_LSTM)
         return tsrnn_lstm_bwd_cuda_f32(a.desc, a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.w_hr, a.saved, a.grad_y,
                                        a.grad_h_n, a.grad_c_n, a.grad_x, a.grad_h0, a.grad_c0, a.grad_w_ih,
@@ -180,7 +204,7 @@ tsrnn_status call_bwd_cuda(tsrnn_cell cell, const BwdArgs<float> &a) {
 }
 
 // Forward then backward of p through the CUDA kernels on the default stream, results back in p's host buffers.
-void run_cuda(Problem<float> &p, bool backward = true) {
+void run_cuda(Problem<float> &p, bool backward = true, Path path = Path::Auto) {
     const tsrnn_cell cell = cell_of(p.c.cell);
     DeviceProblem d(p);
     size_t fwd_bytes = 0, bwd_bytes = 0;
@@ -190,13 +214,13 @@ void run_cuda(Problem<float> &p, bool backward = true) {
               TSRNN_OK);
     {
         DeviceWorkspace ws(fwd_bytes);
-        ASSERT_EQ(call_fwd_cuda(cell, d.fwd_args(ws.data(), ws.bytes())), TSRNN_OK);
+        ASSERT_EQ(call_fwd_cuda(cell, d.fwd_args(ws.data(), ws.bytes()), path), TSRNN_OK);
         CUDA_OK(cudaDeviceSynchronize());
         EXPECT_TRUE(ws.guard_intact()) << "forward wrote past its workspace of " << fwd_bytes << " bytes";
     }
     if (backward) {
         DeviceWorkspace ws(bwd_bytes);
-        ASSERT_EQ(call_bwd_cuda(cell, d.bwd_args(ws.data(), ws.bytes())), TSRNN_OK);
+        ASSERT_EQ(call_bwd_cuda(cell, d.bwd_args(ws.data(), ws.bytes()), path), TSRNN_OK);
         CUDA_OK(cudaDeviceSynchronize());
         EXPECT_TRUE(ws.guard_intact()) << "backward wrote past its workspace of " << bwd_bytes << " bytes";
     }
@@ -269,7 +293,7 @@ void expect_same_bits(const Problem<float> &a, const Problem<float> &b) {
         EXPECT_TRUE(bitwise_equal(std::string(name) + " run to run", *u, *v));
 }
 
-void run_case(const Case &base) {
+void run_case(const Case &base, Path path = Path::Auto) {
     const uint64_t seed = 0xc0da + uint64_t(base.T * 131 + base.B * 17 + base.D * 7 + base.H);
     const Tolerance tol = tolerance_of(base);
     Problem<float> ref(base, seed);
@@ -278,7 +302,7 @@ void run_case(const Case &base) {
     const Problem<float> pristine(base, seed);
 
     Problem<float> gpu(base, seed);
-    ASSERT_NO_FATAL_FAILURE(run_cuda(gpu));
+    ASSERT_NO_FATAL_FAILURE(run_cuda(gpu, true, path));
     expect_inputs_unchanged(gpu, pristine);
     expect_forward_close(gpu, ref, tol);
     EXPECT_TRUE(all_close("saved", gpu.saved, ref.saved, tol.fwd_rtol, tol.fwd_atol, gpu.c.S()));
@@ -287,7 +311,7 @@ void run_case(const Case &base) {
     {
         SCOPED_TRACE("second run (must match the first bit for bit)");
         Problem<float> again(base, seed);
-        ASSERT_NO_FATAL_FAILURE(run_cuda(again));
+        ASSERT_NO_FATAL_FAILURE(run_cuda(again, true, path));
         expect_same_bits(again, gpu);
     }
     {
@@ -295,7 +319,7 @@ void run_case(const Case &base) {
         Case ic = base;
         ic.want_saved = false;
         Problem<float> inference(ic, seed);
-        ASSERT_NO_FATAL_FAILURE(run_cuda(inference, false));
+        ASSERT_NO_FATAL_FAILURE(run_cuda(inference, false, path));
         expect_forward_close(inference, ref, tol);
         const std::vector<float> untouched(inference.saved.size(), float(kSentinel));
         EXPECT_TRUE(all_close("saved untouched", inference.saved, untouched, 0, 0));
@@ -369,6 +393,78 @@ INSTANTIATE_TEST_SUITE_P(GridBarrier, CudaVsRef,
                                             ::testing::Values(Layout::TimeMajor), ::testing::Values(Opts::Full)),
                          grid_name);
 
+// The stepwise path (one GEMM and one gate kernel per step), forced, over the awkward shapes, directions, lengths,
+// layouts and optional arguments; the shapes where it is chosen by itself are in CudaLargeHidden below.
+class CudaVsRefStepwise : public ::testing::TestWithParam<GridParam> {};
+
+TEST_P(CudaVsRefStepwise, ForwardAndBackwardMatch) {
+    SKIP_WITHOUT_DEVICE();
+    run_case(case_of(GetParam()), Path::Stepwise);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stepwise, CudaVsRefStepwise,
+                         ::testing::Combine(::testing::Values(Cell::Lstm, Cell::Gru0, Cell::Gru1),
+                                            ::testing::Values(Shape{1, 1, 1, 1}, Shape{6, 1, 3, 1}, Shape{5, 4, 1, 33},
+                                                              Shape{0, 3, 2, 3}, Shape{7, 70, 9, 24},
+                                                              Shape{60, 64, 1, 32}),
+                                            ::testing::Values(0, 1), ::testing::Bool(),
+                                            ::testing::Values(Layout::TimeMajor, Layout::BatchFirst, Layout::Padded),
+                                            ::testing::Values(Opts::Full, Opts::Bare, Opts::Sparse)),
+                         grid_name);
+
+// The largest H whose persistent plan fits this device, forward or backward (the plan depends on H, the batch and
+// the device only); the search relies on the plan fitting for every smaller H, which the test checks at the edge.
+int64_t persistent_limit(Cell cell, bool backward, int64_t B) {
+    const int c = tsrnn_cuda::cell_of(cell_of(cell), cell == Cell::Gru1);
+    auto fits = [&](int64_t H) {
+        tsrnn_cuda::RecPlan plan;
+        const tsrnn_status st = backward ? tsrnn_cuda::persistent_bwd_plan(c, H, B, &plan)
+                                         : tsrnn_cuda::persistent_fwd_plan(c, H, B, &plan);
+        EXPECT_TRUE(st == TSRNN_OK || st == TSRNN_ERR_UNSUPPORTED) << tsrnn_status_string(st);
+        return st == TSRNN_OK;
+    };
+    int64_t lo = 1, hi = 1 << 14; // fits(lo); not fits(hi)
+    EXPECT_TRUE(fits(lo));
+    EXPECT_FALSE(fits(hi));
+    while (hi - lo > 1) {
+        const int64_t mid = (lo + hi) / 2;
+        (fits(mid) ? lo : hi) = mid;
+    }
+    return lo;
+}
+
+// Every H works: just above the largest H the persistent kernels take (forward's and backward's limits), the
+// stepwise path takes over by itself; and H = 2048, twice the size the product's large-H points use.
+using LargeParam = std::tuple<Cell, int /*0: forward's limit + 1, 1: backward's limit + 1, 2: H = 2048*/>;
+class CudaLargeHidden : public ::testing::TestWithParam<LargeParam> {};
+
+TEST_P(CudaLargeHidden, StepwiseTakesOverPastThePersistentLimit) {
+    SKIP_WITHOUT_DEVICE();
+    const auto [cell, which] = GetParam();
+    Case c;
+    c.cell = cell;
+    c.T = 3, c.B = 5, c.D = 7, c.H = 2048;
+    c.use_lengths = true;
+    c.lengths = mixed_lengths(c.T, c.B);
+    c.layout = Layout::BatchFirst;
+    if (which < 2) {
+        const int64_t limit = persistent_limit(cell, which == 1, c.B);
+        std::printf("persistent %s limit for %s, B = %lld: H = %lld\n", which == 1 ? "backward" : "forward",
+                    cell_name(cell), (long long)c.B, (long long)limit);
+        c.H = limit + 1;
+    }
+    run_case(c);
+}
+
+INSTANTIATE_TEST_SUITE_P(Grid, CudaLargeHidden,
+                         ::testing::Combine(::testing::Values(Cell::Lstm, Cell::Gru0, Cell::Gru1),
+                                            ::testing::Values(0, 1, 2)),
+                         [](const ::testing::TestParamInfo<LargeParam> &info) {
+                             const int which = std::get<1>(info.param);
+                             return std::string(cell_name(std::get<0>(info.param))) +
+                                    (which == 0 ? "_FwdLimitPlus1" : which == 1 ? "_BwdLimitPlus1" : "_H2048");
+                         });
+
 // x_stride_t = 0 (every step reads the same x row), forward and backward without grad_x.
 class CudaVsRefBroadcast : public ::testing::TestWithParam<Cell> {};
 
@@ -389,14 +485,17 @@ INSTANTIATE_TEST_SUITE_P(Grid, CudaVsRefBroadcast, ::testing::Values(Cell::Lstm,
 
 // ---- CUDA graphs: a forward + backward captured on a stream replays to the same results --------------------------
 
-class CudaGraph : public ::testing::TestWithParam<std::tuple<Cell, int64_t /*H*/>> {};
+using GraphParam = std::tuple<Cell, int64_t /*H*/, bool /*lengths*/>;
+class CudaGraph : public ::testing::TestWithParam<GraphParam> {};
 
 TEST_P(CudaGraph, CaptureAndReplay) {
     SKIP_WITHOUT_DEVICE();
     Case c;
     c.cell = std::get<0>(GetParam());
     c.T = 10, c.B = 6, c.D = 3, c.H = std::get<1>(GetParam());
-    c.layout = Layout::BatchFirst; // no lengths: host lengths cannot be captured
+    c.layout = Layout::BatchFirst;
+    c.use_lengths = std::get<2>(GetParam()); // host lengths: they travel as kernel arguments, captured by value
+    c.lengths = mixed_lengths(c.T, c.B);
     const uint64_t seed = 99;
     Problem<float> eager(c, seed);
     ASSERT_NO_FATAL_FAILURE(run_cuda(eager));
@@ -433,11 +532,31 @@ TEST_P(CudaGraph, CaptureAndReplay) {
 
 INSTANTIATE_TEST_SUITE_P(Grid, CudaGraph,
                          ::testing::Combine(::testing::Values(Cell::Lstm, Cell::Gru0, Cell::Gru1),
-                                            ::testing::Values(int64_t{32}, int64_t{512})),
-                         [](const ::testing::TestParamInfo<std::tuple<Cell, int64_t>> &info) {
+                                            ::testing::Values(int64_t{32}, int64_t{512}), ::testing::Bool()),
+                         [](const ::testing::TestParamInfo<GraphParam> &info) {
                              return std::string(cell_name(std::get<0>(info.param))) + "_H" +
-                                    std::to_string(std::get<1>(info.param));
+                                    std::to_string(std::get<1>(info.param)) +
+                                    (std::get<2>(info.param) ? "_lengths" : "_full");
                          });
+
+// ---- the runtime's last-error state belongs to the caller ------------------------------------------------------
+
+TEST(CudaErrorState, CallerErrorSurvivesAndNoneIsLeftBehind) {
+    SKIP_WITHOUT_DEVICE();
+    Case c;
+    c.T = 4, c.B = 3, c.D = 2, c.H = 5;
+    Problem<float> p(c, 3);
+    ASSERT_EQ(cudaGetLastError(), cudaSuccess) << "an earlier test left an error";
+    // a clean state stays clean
+    ASSERT_NO_FATAL_FAILURE(run_cuda(p));
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+    // a caller's pending (non-sticky) error is still there after a successful call
+    void *huge = nullptr;
+    ASSERT_NE(cudaMalloc(&huge, size_t{1} << 60), cudaSuccess);
+    ASSERT_NO_FATAL_FAILURE(run_cuda(p));
+    EXPECT_EQ(cudaGetLastError(), cudaErrorMemoryAllocation) << "the caller's error was swallowed";
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+}
 
 // ---- arguments ---------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,2 @@
+// kernels/cuda/cuda_api.cu compiled as C++ against the emulated runtime (cuda_runtime.h here).
+#include "../../kernels/cuda/cuda_api.cu"

@@ -1,0 +1,2 @@
+// tests/kernels/cuda_vs_ref_test.cu against the emulated runtime.
+#include "../kernels/cuda_vs_ref_test.cu"
