@@ -80,3 +80,61 @@ def test_bench_refuses_cuda_without_a_gpu(capsys):
         pytest.skip("this machine has a GPU; the refusal is for machines without one")
     assert main(["bench", "--device", "cuda", "--H", "8", "--B", "1", "--T", "2"]) == 2
     assert "cuda" in capsys.readouterr().err
+
+
+def test_a_failing_point_is_reported_and_the_run_goes_on(tmp_path, capsys, monkeypatch):
+    """A point that fails validation (or raises in a kernel) lands in 'failed' with its message; the other points
+    are still measured, and the command exits 1."""
+    monkeypatch.setattr(bench, "MIN_SAMPLE_SECONDS", 0.005)
+    real_validate = bench.validate
+
+    def validate(p, ours, theirs, x):
+        if p.cell == "gru":
+            raise AssertionError(f"{p}: output differs from nn.*: relative error 3.0e-03")
+        return real_validate(p, ours, theirs, x)
+
+    monkeypatch.setattr(bench, "validate", validate)
+    out = tmp_path / "b.json"
+    assert main(["bench", "--H", "4", "--B", "1", "--T", "3", "--reps", "2", "--modes", "forward",
+                 "--out", str(out)]) == 1
+    doc = json.loads(out.read_text())
+    assert [r["cell"] for r in doc["results"]] == ["lstm"]
+    assert [(f["cell"], f["mode"]) for f in doc["failed"]] == [("gru", "forward")]
+    assert "relative error 3.0e-03" in doc["failed"][0]["error"]
+    assert "FAILED" in capsys.readouterr().out
+    assert "failed:" in bench.markdown_table(doc)
+
+
+def test_each_point_is_in_the_json_as_soon_as_it_is_measured(tmp_path, monkeypatch):
+    out = tmp_path / "b.json"
+    seen = []
+    real_time_point = bench.time_point
+
+    def time_point(p, **kw):
+        seen.append([r["cell"] for r in json.loads(out.read_text())["results"]] if out.exists() else None)
+        return real_time_point(p, **kw)
+
+    monkeypatch.setattr(bench, "time_point", time_point)
+    monkeypatch.setattr(bench, "MIN_SAMPLE_SECONDS", 0.005)
+    points = [bench.Point(c, "forward", B=1, T=2, D=3, H=4) for c in ("lstm", "gru")]
+    bench.run(points, reps=2, out=str(out), log=lambda *a: None)
+    assert seen == [None, ["lstm"]]  # the first point was on disk before the second was timed
+    assert not (tmp_path / "b.json.tmp").exists()
+
+
+def test_tf32_switch_restores_the_flags():
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    with bench.tf32(False):
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        with bench.tf32(True):
+            assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        assert not torch.backends.cudnn.allow_tf32
+    with bench.tf32(None):
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == saved
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == saved
+
+
+def test_cuda_named_points_are_the_gpu_targets():
+    shapes = [(s["B"], s["T"], s["H"]) for s in bench.named_points("cuda")]
+    assert shapes == [(64, 60, 32), (64, 256, 512), (64, 256, 1024)]
+    assert bench.named_points("cpu") == bench.NAMED

@@ -1,8 +1,8 @@
 """The CUDA kernels through torch: the ops on CUDA against the CPU ops in float64 (the CPU kernels are tested against
 the C reference) and tsrnn.LSTM / tsrnn.GRU on CUDA against nn.LSTM / nn.GRU on CUDA (cuDNN, TF32 off) and in
-float64 on the CPU; every gradient; the grid-barrier path (H = 512, 1024); the notebook's shape; run-to-run bit
-equality; a non-default stream; CUDA-graph capture and replay of a whole training step; opcheck; the arguments the
-CUDA registration must reject.
+float64 on the CPU; every gradient; the grid-barrier path (H = 512, 1024) and the stepwise path (H = 2048); the
+notebook's shape; run-to-run bit equality; a non-default stream; CUDA-graph capture and replay of a whole training
+step and of a PackedSequence call; opcheck; the arguments the CUDA registration must reject.
 
 Everything skips, with the reason, when torch.cuda.is_available() is False (the project machines and CI) or when
 this build of tsrnn has no CUDA kernels registered (TSRNN_WITH_CUDA off).
@@ -217,7 +217,7 @@ def test_module_matches_nn(cell, num_layers, bidirectional, batch_first, packed)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
-@pytest.mark.parametrize("H", [512, 1024])
+@pytest.mark.parametrize("H", [512, 1024, 2048])  # 2048: past the persistent kernels' limit, the stepwise path
 def test_module_large_hidden(cell, H):
     ours, theirs = twins(cell, input_size=64, hidden_size=H, batch_first=True)
     ours, theirs = ours.to(CUDA), theirs.double()
@@ -324,6 +324,44 @@ def test_cuda_graph_train_step(cell):
         assert_close(static_loss.detach(), want.detach(), "replayed loss", rtol=1e-6, atol=1e-7)
     for (name, a), (_, b) in zip(graphed.named_parameters(), eager.named_parameters()):
         assert_close(a.detach(), b.detach(), f"parameter {name} after replays", rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_cuda_graph_packed_sequence(cell):
+    """A PackedSequence call captured into a graph: the kernels' host lengths travel in kernel arguments (a
+    pageable host-to-device copy would invalidate the capture). Packed with enforce_sorted=True, since torch's own
+    unsorted packing copies indices between host and device, which no capture allows."""
+    ours, _ = twins(cell, input_size=3, hidden_size=16, batch_first=True)
+    ours = ours.to(CUDA)
+    lengths = torch.tensor([9, 7, 7, 4, 1])
+    static_x = torch.randn(5, 9, 3, device=CUDA)
+
+    def step(x):
+        ours.zero_grad(set_to_none=False)
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=True)
+        out, h = ours(packed)
+        loss = (out.data ** 2).sum() + sum((s ** 2).sum() for s in (h if isinstance(h, tuple) else (h,)))
+        loss.backward()
+        return loss
+
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            step(static_x)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static_loss = step(static_x)
+    for seed in range(3):
+        x = torch.randn(5, 9, 3, generator=torch.Generator().manual_seed(seed)).to(CUDA)
+        static_x.copy_(x)
+        graph.replay()
+        torch.cuda.synchronize()
+        replayed = [static_loss.detach().clone()] + [p.grad.detach().clone() for p in ours.parameters()]
+        eager = [step(x).detach()] + [p.grad.detach() for p in ours.parameters()]
+        for a, b in zip(replayed, eager):
+            assert torch.equal(a, b), "the replayed packed call differs from the eager one"
 
 
 # ---- opcheck and rejected arguments ---------------------------------------------------------------------------------

@@ -73,17 +73,17 @@ def _bench(args: argparse.Namespace) -> int:
         return 0
     if args.H is None and args.B is None and args.T is None and not args.grid:
         points = [bench.Point(c, m, device=args.device, **shape) for c in args.cells for m in args.modes
-                  for shape in bench.NAMED]
+                  for shape in bench.named_points(args.device)]
     else:
         points = bench.grid(cells=args.cells, modes=args.modes, Hs=args.H or bench.GRID_H, Bs=args.B or bench.GRID_B,
                             Ts=args.T or bench.GRID_T, device=args.device, named=args.grid)
     try:
-        bench.run(points, reps=args.reps, out=args.out, chart=args.chart, skip_slow=args.grid,
-                  command="python -m tsrnn bench " + " ".join(args.argv))
+        doc = bench.run(points, reps=args.reps, out=args.out, chart=args.chart, skip_slow=args.grid,
+                        command="python -m tsrnn bench " + " ".join(args.argv))
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0
+    return 1 if doc["failed"] else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     bn = sub.add_parser(
         "bench",
         help="time tsrnn against nn.LSTM / nn.GRU side by side (each point validated first)",
-        description="Without shape options: the named points (notebook shape, B64 T100 H256/512, B1 T1/T60). "
+        description="Without shape options: the named points (CPU: notebook shape, B64 T100 H256/512, B1 T1/T60; "
+        "CUDA: notebook shape, B64 T256 H512/1024). "
         "--grid: the full grid cell x H {32..1024} x B {1,64,256} x T {60,256} (D = H) plus the named points; "
         "on the CPU it leaves out grid points where one nn.* forward takes over 2 s. --H/--B/--T: a custom grid.",
     )

@@ -8,6 +8,12 @@ Each sample times a block of `number` calls in a row (timeit's way), the same nu
 the faster side's block lasts MIN_SAMPLE_SECONDS; points whose calls take longer time one call per sample. Timing
 single calls of a few microseconds A B A B measures each call with caches and branch predictors just filled by the
 other library's call: at B=1 T=1 (LSTM forward) that made tsrnn's call 31.6 us instead of 19.1.
+
+On CUDA, blocks are timed with CUDA events. nn.* runs cuDNN, which by default uses TF32 for fp32 RNNs
+(torch.backends.cudnn.allow_tf32): validation runs both sides in true fp32 (TF32 off), and nn.* is timed twice,
+interleaved with tsrnn: TF32 off ("torch_ms", the same arithmetic as tsrnn) and with torch's default flags as the
+process found them ("torch_tf32_ms"). Every point is written to the JSON as soon as it is measured; a point that
+fails (validation, a kernel error, out of memory) is reported in "failed" and the run goes on.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import platform
 import statistics
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -37,6 +44,8 @@ GRID_T = (60, 256)
 # Points the CPU targets name; never skipped, whatever they cost.
 NAMED = [dict(NOTEBOOK_SHAPE), dict(B=64, T=100, D=256, H=256), dict(B=64, T=100, D=512, H=512),
          dict(B=1, T=1, D=32, H=32), dict(B=1, T=60, D=32, H=32)]
+# The GPU targets' points: the notebook shape, and B 64 T 256 at H 512 and 1024 (D = H).
+NAMED_CUDA = [dict(NOTEBOOK_SHAPE), dict(B=64, T=256, D=512, H=512), dict(B=64, T=256, D=1024, H=1024)]
 SKIP_SECONDS = 2.0  # on the CPU, grid points where one nn.* forward takes longer are left out
 MIN_SAMPLE_SECONDS = 1e-3  # shortest timed block of calls
 MAX_CALLS_PER_SAMPLE = 1000
@@ -94,11 +103,13 @@ def _step(module, x, mode):
 
 def validate(p: Point, ours, theirs, x) -> float:
     """Worst relative error ||tsrnn - nn|| / ||nn|| over the output (and, in train mode, the input gradient and
-    every parameter gradient). Raises AssertionError past 1e-4 (fp32; sums over T*B rows in another order)."""
+    every parameter gradient). Raises AssertionError past 1e-4 (fp32; sums over T*B rows in another order).
+    On CUDA both run with TF32 off, so nn.* (cuDNN) computes in fp32 as tsrnn does."""
     results = []
     for m in (ours, theirs):
         xi = x.clone().requires_grad_(p.mode == "train")
-        out = _step(m, xi, p.mode).detach()
+        with tf32(False if p.device.startswith("cuda") else None):
+            out = _step(m, xi, p.mode).detach()
         grads = [xi.grad] + [q.grad for q in m.parameters()] if p.mode == "train" else []
         results.append([out] + grads)
     worst = 0.0
@@ -111,18 +122,36 @@ def validate(p: Point, ours, theirs, x) -> float:
     return worst
 
 
-def _sync(device):
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+def named_points(device: str) -> list[dict]:
+    return NAMED_CUDA if device.startswith("cuda") else NAMED
+
+
+@contextmanager
+def tf32(enabled: bool | None):
+    """cuDNN and cuBLAS TF32 for fp32 on (True), off (False), or as the process has them (None); restored after."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    if enabled is not None:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def _timed(fn, device, number: int = 1) -> float:
-    """Seconds per call of `number` calls in a row."""
-    _sync(device)
+    """Seconds per call of `number` calls in a row (CUDA: between two events, after the queue drained)."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(number):
+            fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3 / number
     t0 = time.perf_counter()
     for _ in range(number):
         fn()
-    _sync(device)
     return (time.perf_counter() - t0) / number
 
 
@@ -141,18 +170,25 @@ def time_point(p: Point, reps: int = 20, warmup: int = 3, min_seconds: float = 0
     if skip_slow and probe > SKIP_SECONDS:
         return None
     err = validate(p, ours, theirs, x)
-    warm = {"tsrnn": [], "torch": []}
-    for _ in range(warmup):
-        for name, m in (("tsrnn", ours), ("torch", theirs)):
-            warm[name].append(_timed(lambda m=m: _step(m, x, p.mode), p.device))
+    cuda = p.device.startswith("cuda")
+    # (name, module, TF32 setting): tsrnn never uses TF32; on CUDA nn.* twice, in fp32 and as torch ships
+    sides = [("tsrnn", ours, None), ("torch", theirs, False if cuda else None)]
+    if cuda:
+        sides.append(("torch_tf32", theirs, None))
+
+    def call(m, precision, number=1):
+        with tf32(precision):
+            return _timed(lambda: _step(m, x, p.mode), p.device, number)
+
+    warm = {name: [call(m, prec) for _ in range(warmup)] for name, m, prec in sides}
     number = calls_per_sample(min(min(v) for v in warm.values()))
-    times = {"tsrnn": [], "torch": []}
+    times = {name: [] for name, _, _ in sides}
     start = time.perf_counter()
     while len(times["tsrnn"]) < reps or (time.perf_counter() - start < min_seconds and len(times["tsrnn"]) < 20 * reps):
-        for name, m in (("tsrnn", ours), ("torch", theirs)):  # interleaved A B A B
-            times[name].append(_timed(lambda m=m: _step(m, x, p.mode), p.device, number))
+        for name, m, prec in sides:  # interleaved A B A B (A B C on CUDA)
+            times[name].append(call(m, prec, number))
     med = {k: statistics.median(v) for k, v in times.items()}
-    return {
+    result = {
         **asdict(p),
         "max_rel_err": err,
         "reps": len(times["tsrnn"]),
@@ -163,6 +199,15 @@ def time_point(p: Point, reps: int = 20, warmup: int = 3, min_seconds: float = 0
         "tsrnn_gflops": flops(p) / med["tsrnn"] / 1e9,
         "torch_gflops": flops(p) / med["torch"] / 1e9,
     }
+    if cuda:
+        result.update({
+            "torch_precision": "fp32 (cudnn.allow_tf32 = matmul.allow_tf32 = False)",
+            "torch_tf32_precision": "torch's defaults as found: cudnn.allow_tf32 = "
+            f"{torch.backends.cudnn.allow_tf32}, matmul.allow_tf32 = {torch.backends.cuda.matmul.allow_tf32}",
+            "torch_tf32_ms": med["torch_tf32"] * 1e3,
+            "speedup_vs_tf32": med["torch_tf32"] / med["tsrnn"],
+        })
+    return result
 
 
 def _cpu_name() -> str:
@@ -207,7 +252,9 @@ def machine_info(device: str = "cpu") -> dict:
         "python": platform.python_version(),
     }
     if device.startswith("cuda"):
-        info["gpu"] = torch.cuda.get_device_name(device)
+        props = torch.cuda.get_device_properties(device)
+        info.update(gpu=props.name, sms=props.multi_processor_count, cuda=torch.version.cuda,
+                    cudnn=torch.backends.cudnn.version(), capability=f"{props.major}.{props.minor}")
     else:
         info["peak"] = measure_peak(torch.get_num_threads())
     return info
@@ -219,44 +266,71 @@ def percent_of_peak(r: dict, machine: dict) -> float | None:
     return 100.0 * r["tsrnn_gflops"] / peak if peak and r.get("device", "cpu") == "cpu" else None
 
 
-HEADER = (f"{'cell':<5} {'mode':<8} {'B':>4} {'T':>4} {'D':>5} {'H':>5} | {'tsrnn ms':>9} {'torch ms':>9} "
-          f"{'speedup':>8} | {'tsrnn GF/s':>10} {'torch GF/s':>10}")
+def _point_label(p) -> str:
+    g = p if isinstance(p, dict) else asdict(p)
+    return f"{g['cell']:<5} {g['mode']:<8} {g['B']:>4} {g['T']:>4} {g['D']:>5} {g['H']:>5}"
+
+
+def header(device: str = "cpu") -> str:
+    tf32_col = f" {'TF32 ms':>9} {'vs TF32':>8}" if device.startswith("cuda") else ""
+    return (f"{'cell':<5} {'mode':<8} {'B':>4} {'T':>4} {'D':>5} {'H':>5} | {'tsrnn ms':>9} {'torch ms':>9} "
+            f"{'speedup':>8}{tf32_col} | {'tsrnn GF/s':>10} {'torch GF/s':>10}")
 
 
 def format_row(r: dict) -> str:
-    return (f"{r['cell']:<5} {r['mode']:<8} {r['B']:>4} {r['T']:>4} {r['D']:>5} {r['H']:>5} | {r['tsrnn_ms']:>9.3f} "
-            f"{r['torch_ms']:>9.3f} {r['speedup']:>7.2f}x | {r['tsrnn_gflops']:>10.1f} {r['torch_gflops']:>10.1f}")
+    tf32_col = f" {r['torch_tf32_ms']:>9.3f} {r['speedup_vs_tf32']:>7.2f}x" if "torch_tf32_ms" in r else ""
+    return (f"{_point_label(r)} | {r['tsrnn_ms']:>9.3f} {r['torch_ms']:>9.3f} {r['speedup']:>7.2f}x{tf32_col} | "
+            f"{r['tsrnn_gflops']:>10.1f} {r['torch_gflops']:>10.1f}")
+
+
+def _write_json(doc: dict, path: str) -> None:
+    """Whole or not at all: a run killed mid-write leaves the previous version."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1)
+    os.replace(tmp, path)
 
 
 def run(points: list[Point], reps: int = 20, out: str | None = None, chart: str | None = None, log=print,
         skip_slow: bool = False, command: str | None = None) -> dict:
     if any(p.device.startswith("cuda") for p in points) and not torch.cuda.is_available():
         raise RuntimeError("tsrnn bench: --device cuda asked for, but torch.cuda.is_available() is False")
-    named = [dict(s) for s in NAMED]
-    results, skipped = [], []
-    machine = machine_info(points[0].device if points else "cpu")
+    device = points[0].device if points else "cpu"
+    named = [dict(s) for s in named_points(device)]
+    results, skipped, failed = [], [], []
+    machine = machine_info(device)
+    doc = {"command": command, "machine": machine, "results": results, "skipped": skipped, "failed": failed}
     if machine.get("peak"):
         pk = machine["peak"]
         log(f"measured peak at {pk['threads']} threads ({pk['vector_bits']}-bit FMA): fp32 {pk['fp32_gflops']:.1f} "
             f"GFLOP/s, fp64 {pk['fp64_gflops']:.1f} GFLOP/s")
-    log(HEADER)
+    if device.startswith("cuda"):
+        log(f"{machine['gpu']}, CUDA {machine['cuda']}, cuDNN {machine['cudnn']}; torch ms: nn.* with TF32 off; "
+            "TF32 ms: nn.* with torch's default flags")
+    log(header(device))
     for p in points:
-        r = time_point(p, reps=reps, skip_slow=skip_slow and p.device == "cpu" and p.shape not in named)
+        try:
+            r = time_point(p, reps=reps, skip_slow=skip_slow and p.device == "cpu" and p.shape not in named)
+        except (AssertionError, RuntimeError) as e:  # a wrong result, a kernel's error, CUDA out of memory
+            failed.append({**asdict(p), "error": f"{type(e).__name__}: {e}"})
+            log(f"{_point_label(p)} | FAILED: {type(e).__name__}: {e}")
+            if p.device.startswith("cuda"):
+                torch.cuda.empty_cache()
+            r = False
         if r is None:
             skipped.append(asdict(p))
-            log(f"{p.cell:<5} {p.mode:<8} {p.B:>4} {p.T:>4} {p.D:>5} {p.H:>5} | skipped: one nn.* forward > "
-                f"{SKIP_SECONDS:.0f} s")
-            continue
-        results.append(r)
-        log(format_row(r))
-    for r in results:
-        r["tsrnn_pct_peak"] = percent_of_peak(r, machine)
-    doc = {"command": command, "machine": machine, "results": results, "skipped": skipped}
+            log(f"{_point_label(p)} | skipped: one nn.* forward > {SKIP_SECONDS:.0f} s")
+        elif r:
+            r["tsrnn_pct_peak"] = percent_of_peak(r, machine)
+            results.append(r)
+            log(format_row(r))
+        if out:
+            _write_json(doc, out)
     if out:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with open(out, "w") as f:
-            json.dump(doc, f, indent=1)
         log(f"wrote {out}")
+    if failed:
+        log(f"{len(failed)} point(s) failed (listed under 'failed'" + (f" in {out})" if out else ")"))
     if chart:
         write_chart(doc, chart)
         log(f"wrote {chart}")
@@ -284,16 +358,32 @@ def write_chart(doc: dict, path: str) -> None:
 def markdown_table(doc: dict) -> str:
     """The README's results table, generated from a benchmark JSON."""
     m = doc["machine"]
-    peak = m.get("peak")
-    peak_text = (f" Measured fp32 peak {peak['fp32_gflops']:.1f} GFLOP/s at {peak['threads']} threads "
-                 f"(scripts/peak_gflops.c)." if peak else "")
-    lines = [f"Machine: {m.get('gpu', m['processor'])}, {m['cores']} cores, torch {m['torch']}, {m['threads']} "
-             f"threads, {m['date'][:10]}.{peak_text} Command: `{doc.get('command') or 'python -m tsrnn bench'}`.", "",
-             "| cell | mode | B | T | D | H | tsrnn ms | nn.* ms | speedup | tsrnn GFLOP/s | % of peak |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for r in doc["results"]:
-        pct = r.get("tsrnn_pct_peak")
-        lines.append(f"| {r['cell']} | {r['mode']} | {r['B']} | {r['T']} | {r['D']} | {r['H']} | {r['tsrnn_ms']:.3f} "
-                     f"| {r['torch_ms']:.3f} | {r['speedup']:.2f}x | {r['tsrnn_gflops']:.1f} | "
-                     f"{'' if pct is None else f'{pct:.0f}%'} |")
+    command = f"Command: `{doc.get('command') or 'python -m tsrnn bench'}`."
+    if "gpu" in m:
+        lines = [f"GPU: {m['gpu']} ({m.get('sms', '?')} SMs), CUDA {m.get('cuda')}, cuDNN {m.get('cudnn')}, torch "
+                 f"{m['torch']}, {m['date'][:10]}. nn.* fp32: TF32 off; nn.* default: torch's flags as found. "
+                 f"{command}", "",
+                 "| cell | mode | B | T | D | H | tsrnn ms | nn.* fp32 ms | speedup | nn.* default ms | speedup | "
+                 "tsrnn GFLOP/s |",
+                 "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in doc["results"]:
+            lines.append(f"| {r['cell']} | {r['mode']} | {r['B']} | {r['T']} | {r['D']} | {r['H']} | "
+                         f"{r['tsrnn_ms']:.3f} | {r['torch_ms']:.3f} | {r['speedup']:.2f}x | "
+                         f"{r['torch_tf32_ms']:.3f} | {r['speedup_vs_tf32']:.2f}x | {r['tsrnn_gflops']:.1f} |")
+    else:
+        peak = m.get("peak")
+        peak_text = (f" Measured fp32 peak {peak['fp32_gflops']:.1f} GFLOP/s at {peak['threads']} threads "
+                     f"(scripts/peak_gflops.c)." if peak else "")
+        lines = [f"Machine: {m['processor']}, {m['cores']} cores, torch {m['torch']}, {m['threads']} threads, "
+                 f"{m['date'][:10]}.{peak_text} {command}", "",
+                 "| cell | mode | B | T | D | H | tsrnn ms | nn.* ms | speedup | tsrnn GFLOP/s | % of peak |",
+                 "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for r in doc["results"]:
+            pct = r.get("tsrnn_pct_peak")
+            lines.append(f"| {r['cell']} | {r['mode']} | {r['B']} | {r['T']} | {r['D']} | {r['H']} | "
+                         f"{r['tsrnn_ms']:.3f} | {r['torch_ms']:.3f} | {r['speedup']:.2f}x | {r['tsrnn_gflops']:.1f} | "
+                         f"{'' if pct is None else f'{pct:.0f}%'} |")
+    for f in doc.get("failed", []):
+        lines.append(f"| {f['cell']} | {f['mode']} | {f['B']} | {f['T']} | {f['D']} | {f['H']} | failed: "
+                     f"{f['error'][:80]} |")
     return "\n".join(lines)
