@@ -1,30 +1,30 @@
 #!/usr/bin/env bash
-# The GPU check: on a lent GPU machine (an H100 / H200 with nvcc, cmake, ninja, compute-sanitizer and a CUDA torch),
-# from the repository root. Builds with the CUDA kernels for sm_90, installs the package, runs the CUDA GoogleTests,
-# the CUDA pytest file and the parity suite, compute-sanitizer (memcheck, racecheck, synccheck) on small cases, and
-# the CUDA benchmark; prints a summary table and writes JSON.
+# The GPU check: one call on a lent GPU machine (H100 / H200, 16 cores, torch 2.11+cu130, nvcc 13, cmake, ninja,
+# compute-sanitizer; no GoogleTest, no network), from the repository root. Fits one device call: every stage runs
+# under its own timeout inside an overall deadline (GPU_CHECK_DEADLINE seconds, default 420), in order of risk, and
+# writes its result as soon as it ends, so a hang or a crash keeps what came before.
 #
-#   bash scripts/gpu_check.sh                      every stage: build install gtest pytest sanitize bench
-#   bash scripts/gpu_check.sh build gtest          only these stages (a later stage rebuilds what it misses)
+#   bash scripts/gpu_check.sh                 every stage
+#   bash scripts/gpu_check.sh build gtest     only these (build runs first whenever a later stage needs it)
 #
-# Stages: build     cmake -G Ninja -DTSRNN_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 into build/gpu
-#         install   pip install --no-build-isolation --no-deps .  (falls back to the build/gpu shim for Python)
-#         gtest     build/gpu/tsrnn_cuda_tests (cuda vs ref grid, grid-barrier path, graphs)
-#         pytest    tests/python/test_cuda.py, then test_ops / test_modules / test_dropin
-#         sanitize  compute-sanitizer memcheck, racecheck, synccheck on a few small gtest cases
-#         bench     python -m tsrnn bench --device cuda
+# Stages: facts           nvidia-smi, nvcc, torch, cuDNN, SM count
+#         build           the CUDA GoogleTest binary and the shim only (cmake -G Ninja, sm_90) into build/gpu
+#         gtest-critical  the riskiest CUDA GoogleTests: grid barrier, CUDA graphs, the stepwise takeover, error state
+#         gtest           the rest of the CUDA GoogleTests, in parallel shards
+#         pytest          tests/python/test_cuda.py against the dev tree (no pip install)
+#         bench           python -m tsrnn bench --device cuda (each point written as soon as it is timed)
+#         sanitize        compute-sanitizer memcheck, racecheck, synccheck on a few small cases
 #
-# Output: $OUT (the device tool's folder; build/gpu-out when unset): gpu_check.log (everything), gpu_check.json
-# (device, date, versions, each stage's status and counts), gtest_cuda.json, bench_cuda.json; copies of the two
-# JSON summaries go to bench/gpu/ in the tree (which does not travel back from the device machine: fetch them from
-# $OUT). Every stage runs under a timeout inside an overall deadline (GPU_CHECK_DEADLINE seconds, default 570, to
-# stay within the device tool's 600 s per call): a stage that would not fit is reported as skipped.
+# Output in $OUT (the device tool's folder; build/gpu-out when unset), at most 6 files: gpu_check.log (everything),
+# gpu_check.json (facts, each stage's status, time and counts; rewritten after every stage), gtest_critical.json,
+# gtest_cuda.json, pytest_cuda.xml, bench_cuda.json.
 #
-# GoogleTest: used from the system when found; otherwise built from build/googletest-src when that folder exists.
-# The device machine has no GoogleTest and no network, so carry it from a project machine (libgtest-dev):
-#     mkdir -p build && cp -r /usr/src/googletest build/googletest-src     # once, here; build/ is git-ignored
-#     device run with carry=["build/googletest-src"]
-# Without either, the gtest and sanitize stages are skipped (reported).
+# GoogleTest: from the system when found, else built from build/googletest-src. The device machine has none, so
+# carry it from a project machine (libgtest-dev):
+#     mkdir -p build && cp -r /usr/src/googletest build/googletest-src      # once, here; build/ is git-ignored
+#     device run: bash scripts/gpu_check.sh, with carry=["build/googletest-src"]
+# Without a GPU (a project machine) every stage that needs one records SKIP "no GPU", so the script can be
+# dry-run here: PYTHON=/path/to/python-with-a-CUDA-torch bash scripts/gpu_check.sh
 set -uo pipefail
 
 ROOT=$(pwd)
@@ -33,42 +33,82 @@ if [ ! -f "$ROOT/CMakeLists.txt" ] || [ ! -d "$ROOT/kernels/cuda" ]; then
   exit 2
 fi
 OUT=${OUT:-$ROOT/build/gpu-out}
-mkdir -p "$OUT"
 BUILD=$ROOT/build/gpu
+WORK=$BUILD/check # per-stage logs and shard results (not returned)
 PY=${PYTHON:-python3}
 JOBS=${JOBS:-$(nproc)}
-DEADLINE=$(( $(date +%s) + ${GPU_CHECK_DEADLINE:-570} ))
+DEADLINE=$(( $(date +%s) + ${GPU_CHECK_DEADLINE:-420} ))
 LOG=$OUT/gpu_check.log
-STATUS=$OUT/.gpu_check_stages.tsv
+STATUS=$WORK/stages.tsv
+mkdir -p "$OUT" "$WORK"
 : > "$LOG"
 : > "$STATUS"
-export PYTHONUNBUFFERED=1 CMAKE_BUILD_PARALLEL_LEVEL=$JOBS
+# TORCH_CUDA_ARCH_LIST: read by torch's own CMake and extension builders; ours sets CMAKE_CUDA_ARCHITECTURES=90
+export PYTHONUNBUFFERED=1 CMAKE_BUILD_PARALLEL_LEVEL=$JOBS TORCH_CUDA_ARCH_LIST=9.0
+# the dev tree's package with this build's shim
+export TSRNN_OPS_LIBRARY=$BUILD/_tsrnn_ops.so PYTHONPATH=$ROOT/torch_ext${PYTHONPATH:+:$PYTHONPATH}
 
 STAGES=("$@")
-[ ${#STAGES[@]} -eq 0 ] && STAGES=(build install gtest pytest sanitize bench)
+[ ${#STAGES[@]} -eq 0 ] && STAGES=(facts build gtest-critical gtest pytest bench sanitize)
 
 say() { echo "[gpu_check $(date +%H:%M:%S)] $*" | tee -a "$LOG"; }
 
-# run_logged NAME SECONDS CMD...: runs CMD under a timeout that also respects the deadline; output to the log and
-# the terminal. Returns CMD's status (124 on timeout, 125 when no time was left to start it).
+# record STAGE STATUS SECONDS NOTE, then rewrite gpu_check.json
+record() {
+  printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$STATUS"
+  say "$1: $2 ($3 s) $4"
+  summarize > /dev/null
+}
+
+# run_logged NAME SECONDS CMD...: CMD under a timeout that also respects the deadline; output to $WORK/NAME.log,
+# the main log and the terminal. Returns CMD's status (124 on timeout, 125 when no time was left to start it).
 run_logged() {
   local name=$1 limit=$2
   shift 2
-  local left=$(( DEADLINE - $(date +%s) - 15 ))
-  if [ "$left" -lt 20 ]; then
-    say "$name: skipped, the deadline is near"
+  local left=$(( DEADLINE - $(date +%s) - 10 ))
+  if [ "$left" -lt 15 ]; then
+    say "$name: not started, the deadline is near"
     return 125
   fi
   [ "$limit" -gt "$left" ] && limit=$left
   say "$name: $* (timeout ${limit}s)"
-  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$LOG"
-  return "${PIPESTATUS[0]}"
+  timeout --kill-after=10 "$limit" "$@" > >(tee "$WORK/$name.log" | tee -a "$LOG") 2>&1
+  local rc=$?
+  wait # the tee of the process substitution
+  [ $rc -eq 124 ] && say "$name: timed out after ${limit}s"
+  return $rc
 }
 
-# record STAGE STATUS SECONDS NOTE
-record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$STATUS"; }
+rc_status() { case $1 in 0) echo OK ;; 124) echo TIMEOUT ;; 125) echo SKIP ;; *) echo FAIL ;; esac; }
 
-# ---- build ------------------------------------------------------------------------------------------------------
+HAVE_GPU=0
+if command -v nvidia-smi > /dev/null && nvidia-smi -L > /dev/null 2>&1 \
+   && "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" > /dev/null 2>&1; then
+  HAVE_GPU=1
+fi
+
+# ---- stages -----------------------------------------------------------------------------------------------------
+
+stage_facts() {
+  local t0=$SECONDS
+  { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 || echo "no nvidia-smi"
+    nvcc --version 2>&1 | tail -2
+    cmake --version 2>&1 | head -1
+    ninja --version 2>&1 | sed 's/^/ninja /'
+    command -v compute-sanitizer > /dev/null && echo "compute-sanitizer: $(command -v compute-sanitizer)"
+    "$PY" - <<'EOF'
+import torch
+print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(),
+      "available", torch.cuda.is_available())
+if torch.cuda.is_available():
+    p = torch.cuda.get_device_properties(0)
+    print(f"device {p.name}: {p.multi_processor_count} SMs, {p.total_memory / 2**30:.1f} GiB, capability "
+          f"{p.major}.{p.minor}")
+EOF
+  } 2>&1 | tee "$WORK/facts.log" | tee -a "$LOG"
+  record facts "$([ $HAVE_GPU -eq 1 ] && echo OK || echo SKIP)" $((SECONDS - t0)) \
+    "$([ $HAVE_GPU -eq 1 ] && echo "GPU visible" || echo "no GPU: the stages that need one are skipped")"
+}
 
 GTEST_ARGS=()
 find_gtest() {
@@ -78,241 +118,189 @@ find_gtest() {
   fi
   local prefix=$ROOT/build/gtest-install
   if [ ! -f "$prefix/include/gtest/gtest.h" ] && [ -d "$ROOT/build/googletest-src" ]; then
-    say "GoogleTest: building build/googletest-src into build/gtest-install"
-    run_logged gtest-build 240 bash -c "cmake -S '$ROOT/build/googletest-src' -B '$ROOT/build/gtest-build' -G Ninja \
+    run_logged gtest-build 150 bash -c "cmake -S '$ROOT/build/googletest-src' -B '$ROOT/build/gtest-build' -G Ninja \
         -DCMAKE_BUILD_TYPE=Release -DBUILD_GMOCK=OFF -DINSTALL_GTEST=ON -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
-        -DCMAKE_INSTALL_PREFIX='$prefix' >/dev/null && cmake --build '$ROOT/build/gtest-build' -j $JOBS >/dev/null \
-        && cmake --install '$ROOT/build/gtest-build' >/dev/null" || return 1
+        -DCMAKE_INSTALL_PREFIX='$prefix' > /dev/null && cmake --build '$ROOT/build/gtest-build' > /dev/null \
+        && cmake --install '$ROOT/build/gtest-build' > /dev/null" || return 1
   fi
   if [ -f "$prefix/include/gtest/gtest.h" ]; then
     GTEST_ARGS=(-DGTEST_ROOT="$prefix" -DCMAKE_PREFIX_PATH="$prefix")
     return 0
   fi
-  say "GoogleTest: not found (no system copy, no build/googletest-src): the CUDA gtests are not built"
+  say "GoogleTest: none (no system copy, no build/googletest-src): the CUDA GoogleTests are not built"
   return 1
 }
 
-HAVE_GTEST=0
+BUILT=0
 stage_build() {
-  local t0=$SECONDS tests=OFF
-  find_gtest && tests=ON && HAVE_GTEST=1
-  local common=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DTSRNN_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90
-                -DTSRNN_BUILD_TESTS=$tests -DPython3_EXECUTABLE="$(command -v "$PY")" "${GTEST_ARGS[@]}")
-  if run_logged configure 180 cmake -S "$ROOT" -B "$BUILD" "${common[@]}" -DTSRNN_BUILD_SHIM=ON; then
-    SHIM=ON
-  else
-    say "configure with the shim failed (see above); retrying without it so the kernels and gtests still build"
-    rm -rf "$BUILD"
-    run_logged configure-noshim 180 cmake -S "$ROOT" -B "$BUILD" "${common[@]}" -DTSRNN_BUILD_SHIM=OFF \
-      || { record build FAIL $((SECONDS - t0)) "cmake configure failed"; return 1; }
-    SHIM=OFF
-  fi
-  if run_logged build 420 cmake --build "$BUILD" -j "$JOBS"; then
-    record build OK $((SECONDS - t0)) "shim=$SHIM gtest=$tests"
-  else
-    record build FAIL $((SECONDS - t0)) "cmake --build failed"
+  local t0=$SECONDS tests=OFF targets=(tsrnn_shim)
+  find_gtest && tests=ON && targets+=(tsrnn_cuda_tests)
+  if ! run_logged configure 120 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+       -DTSRNN_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DTSRNN_BUILD_SHIM=ON -DTSRNN_BUILD_TESTS=$tests \
+       -DPython3_EXECUTABLE="$(command -v "$PY")" "${GTEST_ARGS[@]}"; then
+    record build FAIL $((SECONDS - t0)) "cmake configure failed (see configure in the log)"
     return 1
   fi
+  run_logged build 300 cmake --build "$BUILD" -j "$JOBS" --target "${targets[@]}"
+  local rc=$?
+  [ $rc -eq 0 ] && BUILT=1
+  record build "$(rc_status $rc)" $((SECONDS - t0)) "targets: ${targets[*]}"
 }
 
-ensure_build() {
-  [ -x "$BUILD/tsrnn_cuda_tests" ] || [ -f "$BUILD/_tsrnn_ops.so" ] || stage_build
-  [ -x "$BUILD/tsrnn_cuda_tests" ] && HAVE_GTEST=1
+need_build() { # for every stage after build: build if nobody did (a subset of stages was asked for)
+  [ $BUILT -eq 1 ] || [ -f "$BUILD/_tsrnn_ops.so" ] || stage_build
+  [ -f "$BUILD/_tsrnn_ops.so" ]
+}
+
+need_gpu() { # STAGE: records SKIP and fails when there is no GPU or no build
+  if [ $HAVE_GPU -ne 1 ]; then record "$1" SKIP 0 "no GPU"; return 1; fi
+  if ! need_build; then record "$1" SKIP 0 "nothing built"; return 1; fi
   return 0
 }
 
-# ---- install / python environment ----------------------------------------------------------------------------
-
-py_has_cuda_kernels() {
-  "$PY" - <<'EOF' >/dev/null 2>&1
-import torch, tsrnn
-assert torch.cuda.is_available()
-assert torch._C._dispatch_has_kernel_for_dispatch_key("tsrnn::lstm", "CUDA")
+# counts of a GoogleTest JSON: "N tests, F failed, S skipped"
+gtest_counts() {
+  "$PY" - "$@" <<'EOF' 2>/dev/null
+import json, sys
+tests = failures = skipped = 0
+for path in sys.argv[1:]:
+    d = json.load(open(path))
+    tests += d.get("tests", 0)
+    failures += d.get("failures", 0)
+    skipped += sum(1 for s in d.get("testsuites", []) for t in s.get("testsuite", []) if t.get("result") == "SKIPPED")
+print(f"{tests} tests, {failures} failed, {skipped} skipped")
 EOF
 }
 
-stage_install() {
+CRITICAL='GridBarrier/*:Grid/CudaGraph.*:Grid/CudaLargeHidden.*:CudaErrorState.*'
+
+stage_gtest_critical() {
   local t0=$SECONDS
-  if run_logged pip-install 420 "$PY" -m pip install --no-build-isolation --no-deps \
-       --config-settings=cmake.define.TSRNN_WITH_CUDA=ON --config-settings=cmake.define.CMAKE_CUDA_ARCHITECTURES=90 . \
-     && py_has_cuda_kernels; then
-    record install OK $((SECONDS - t0)) "pip install: tsrnn::lstm has a CUDA kernel"
-    return 0
-  fi
-  record install FAIL $((SECONDS - t0)) "pip install failed or installed no CUDA kernels"
-  return 1
+  need_gpu gtest-critical || return 0
+  [ -x "$BUILD/tsrnn_cuda_tests" ] || { record gtest-critical SKIP 0 "no tsrnn_cuda_tests (no GoogleTest)"; return 0; }
+  run_logged gtest-critical 120 "$BUILD/tsrnn_cuda_tests" --gtest_brief=1 --gtest_filter="$CRITICAL" \
+    --gtest_output=json:"$OUT/gtest_critical.json"
+  local rc=$?
+  record gtest-critical "$(rc_status $rc)" $((SECONDS - t0)) "$(gtest_counts "$OUT/gtest_critical.json" || echo "rc $rc")"
 }
-
-# Python sees a tsrnn with CUDA kernels: the installed one, or the dev tree with build/gpu's shim.
-ensure_python() {
-  py_has_cuda_kernels && return 0
-  ensure_build
-  if [ -f "$BUILD/_tsrnn_ops.so" ]; then
-    export TSRNN_OPS_LIBRARY=$BUILD/_tsrnn_ops.so PYTHONPATH=$ROOT/torch_ext${PYTHONPATH:+:$PYTHONPATH}
-    "$PY" -m pip uninstall -y -q tsrnn >/dev/null 2>&1
-    py_has_cuda_kernels && { say "python: using the dev tree with $TSRNN_OPS_LIBRARY"; return 0; }
-  fi
-  say "python: no tsrnn with CUDA kernels could be loaded"
-  return 1
-}
-
-# ---- tests ---------------------------------------------------------------------------------------------------------
 
 stage_gtest() {
-  local t0=$SECONDS
-  ensure_build
-  if [ ! -x "$BUILD/tsrnn_cuda_tests" ]; then
-    record gtest SKIP 0 "no tsrnn_cuda_tests (GoogleTest missing?)"
-    return 0
-  fi
-  run_logged gtest 420 "$BUILD/tsrnn_cuda_tests" --gtest_brief=1 --gtest_output=json:"$OUT/gtest_cuda.json"
+  local t0=$SECONDS shards=4
+  need_gpu gtest || return 0
+  [ -x "$BUILD/tsrnn_cuda_tests" ] || { record gtest SKIP 0 "no tsrnn_cuda_tests (no GoogleTest)"; return 0; }
+  rm -f "$WORK"/gtest-shard-*.json
+  # shards side by side: the reference the tests compare with runs on the CPU cores
+  run_logged gtest 150 bash -c "for i in \$(seq 0 $((shards - 1))); do
+      GTEST_TOTAL_SHARDS=$shards GTEST_SHARD_INDEX=\$i '$BUILD/tsrnn_cuda_tests' --gtest_brief=1 \
+        --gtest_filter='-$CRITICAL' --gtest_output=json:'$WORK'/gtest-shard-\$i.json &
+    done; rc=0; for j in \$(jobs -p); do wait \$j || rc=1; done; exit \$rc"
   local rc=$?
-  local counts
-  counts=$("$PY" - "$OUT/gtest_cuda.json" <<'EOF' 2>/dev/null
+  "$PY" - "$OUT/gtest_cuda.json" "$WORK"/gtest-shard-*.json <<'EOF' 2>/dev/null
 import json, sys
-d = json.load(open(sys.argv[1]))
-skipped = sum(1 for s in d.get("testsuites", []) for t in s.get("testsuite", []) if t.get("result") == "SKIPPED")
-print(f"{d.get('tests', 0)} tests, {d.get('failures', 0)} failed, {skipped} skipped")
+out, parts = sys.argv[1], sys.argv[2:]
+merged = {"tests": 0, "failures": 0, "disabled": 0, "errors": 0, "testsuites": [], "shards": len(parts)}
+for path in parts:
+    d = json.load(open(path))
+    for k in ("tests", "failures", "disabled", "errors"):
+        merged[k] += d.get(k, 0)
+    merged["testsuites"] += d.get("testsuites", [])
+json.dump(merged, open(out, "w"), indent=1)
 EOF
-)
-  record gtest "$([ $rc -eq 0 ] && echo OK || echo FAIL)" $((SECONDS - t0)) "${counts:-rc $rc}"
+  record gtest "$(rc_status $rc)" $((SECONDS - t0)) "$(gtest_counts "$OUT/gtest_cuda.json" || echo "rc $rc")"
 }
+
+pytest_counts() { grep -E "^(=+ )?[0-9]+ (passed|failed|skipped|error)" "$WORK/$1.log" | tail -1 | tr -d '='; }
 
 stage_pytest() {
   local t0=$SECONDS
-  if ! ensure_python; then
-    record pytest FAIL 0 "no tsrnn with CUDA kernels importable"
-    return 1
-  fi
-  run_logged pytest-cuda 360 "$PY" -m pytest -q -ra -p no:cacheprovider tests/python/test_cuda.py
-  local rc1=$?
-  local s1
-  s1=$(grep -E "^(=+ )?[0-9]+ (passed|failed|skipped|error)" "$LOG" | tail -1)
-  local parity=()
-  for f in test_ops.py test_modules.py test_dropin.py; do [ -f "tests/python/$f" ] && parity+=("tests/python/$f"); done
+  need_gpu pytest || return 0
   local xdist=()
-  "$PY" -c "import xdist" >/dev/null 2>&1 && xdist=(-n 8)
-  run_logged pytest-parity 300 "$PY" -m pytest -q -ra -p no:cacheprovider "${xdist[@]}" "${parity[@]}"
-  local rc2=$?
-  local s2
-  s2=$(grep -E "^(=+ )?[0-9]+ (passed|failed|skipped|error)" "$LOG" | tail -1)
-  record pytest-cuda "$([ $rc1 -eq 0 ] && echo OK || echo FAIL)" $((SECONDS - t0)) "$s1"
-  record pytest-parity "$([ $rc2 -eq 0 ] && echo OK || echo FAIL)" $((SECONDS - t0)) "$s2"
-}
-
-stage_sanitize() {
-  local t0=$SECONDS
-  ensure_build
-  if [ ! -x "$BUILD/tsrnn_cuda_tests" ]; then
-    record sanitize SKIP 0 "no tsrnn_cuda_tests to drive compute-sanitizer"
-    return 0
-  fi
-  if ! command -v compute-sanitizer >/dev/null; then
-    record sanitize SKIP 0 "compute-sanitizer not on PATH"
-    return 0
-  fi
-  # small cases: one-block path with lengths and the padded layout, the notebook shape, the grid-barrier path
-  # (H = 520: a short last block, B = 70: several batch groups), each cell
-  local filter='Grid/CudaVsRef.ForwardAndBackwardMatch/*_T5_B4_D1_H33_reverse_lengths_padded_full'
-  filter+=':GridBarrier/CudaVsRef.ForwardAndBackwardMatch/*_T4_B70_D5_H520_forward_lengths_timemajor_full'
-  filter+=':Grid/CudaVsRefBroadcast.*'
-  local all_ok=1 notes=""
-  for tool in memcheck racecheck synccheck; do
-    run_logged "sanitize-$tool" 200 compute-sanitizer --tool "$tool" --error-exitcode 99 \
-      "$BUILD/tsrnn_cuda_tests" --gtest_brief=1 --gtest_filter="$filter"
-    local rc=$?
-    notes+="$tool rc=$rc; "
-    [ $rc -ne 0 ] && all_ok=0
-  done
-  record sanitize "$([ $all_ok -eq 1 ] && echo OK || echo FAIL)" $((SECONDS - t0)) "$notes"
+  "$PY" -c "import xdist" > /dev/null 2>&1 && xdist=(-n 4)
+  run_logged pytest 150 "$PY" -m pytest -q -ra -p no:cacheprovider "${xdist[@]}" \
+    --junitxml="$OUT/pytest_cuda.xml" tests/python/test_cuda.py
+  local rc=$?
+  record pytest "$(rc_status $rc)" $((SECONDS - t0)) "$(pytest_counts pytest)"
 }
 
 stage_bench() {
   local t0=$SECONDS
-  if ! ensure_python; then
-    record bench FAIL 0 "no tsrnn with CUDA kernels importable"
-    return 1
-  fi
-  if ! "$PY" -m tsrnn bench --help 2>/dev/null | grep -q -- "--device"; then
-    record bench SKIP 0 "python -m tsrnn bench has no --device option"
-    return 0
-  fi
-  run_logged bench 300 "$PY" -m tsrnn bench --device cuda --out "$OUT/bench_cuda.json"
+  need_gpu bench || return 0
+  run_logged bench 150 "$PY" -m tsrnn bench --device cuda --out "$OUT/bench_cuda.json"
   local rc=$?
-  record bench "$([ $rc -eq 0 ] && echo OK || echo FAIL)" $((SECONDS - t0)) "rc $rc"
+  local counts="no JSON written"
+  [ -f "$OUT/bench_cuda.json" ] && counts=$("$PY" -c "import json, sys; d = json.load(open(sys.argv[1])); \
+print(len(d['results']), 'points timed,', len(d['failed']), 'failed')" "$OUT/bench_cuda.json")
+  record bench "$(rc_status $rc)" $((SECONDS - t0)) "$counts"
 }
 
-# ---- run ---------------------------------------------------------------------------------------------------------
+stage_sanitize() {
+  local t0=$SECONDS
+  need_gpu sanitize || return 0
+  [ -x "$BUILD/tsrnn_cuda_tests" ] || { record sanitize SKIP 0 "no tsrnn_cuda_tests (no GoogleTest)"; return 0; }
+  command -v compute-sanitizer > /dev/null || { record sanitize SKIP 0 "compute-sanitizer not on PATH"; return 0; }
+  # one small case per path: one-block (lengths, padded layout), grid barrier (H = 520: a short last block; B = 70:
+  # several batch groups), stepwise, a captured graph with lengths
+  local filter='Grid/CudaVsRef.ForwardAndBackwardMatch/*_T5_B4_D1_H33_reverse_lengths_padded_full'
+  filter+=':GridBarrier/CudaVsRef.ForwardAndBackwardMatch/*_T4_B70_D5_H520_forward_lengths_timemajor_full'
+  filter+=':Stepwise/CudaVsRefStepwise.ForwardAndBackwardMatch/*_T5_B4_D1_H33_reverse_lengths_padded_full'
+  filter+=':Grid/CudaGraph.CaptureAndReplay/*_H32_lengths'
+  local notes="" worst=0
+  for tool in memcheck racecheck synccheck; do
+    run_logged "sanitize-$tool" 90 compute-sanitizer --tool "$tool" --error-exitcode 99 \
+      "$BUILD/tsrnn_cuda_tests" --gtest_brief=1 --gtest_filter="$filter"
+    local rc=$?
+    notes+="$tool $(rc_status $rc) ($(grep -o 'ERROR SUMMARY: [0-9]* error' "$WORK/sanitize-$tool.log" | tail -1)); "
+    [ $rc -ne 0 ] && worst=$rc
+  done
+  record sanitize "$(rc_status $worst)" $((SECONDS - t0)) "$notes"
+}
 
-say "stages: ${STAGES[*]}; out: $OUT; jobs: $JOBS"
-{ nvidia-smi -L; nvcc --version | tail -2; cmake --version | head -1
-  "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available())"
-} 2>&1 | tee -a "$LOG"
-for stage in "${STAGES[@]}"; do
-  case $stage in
-    build | install | gtest | pytest | sanitize | bench) "stage_$stage" ;;
-    *) say "unknown stage '$stage' (build install gtest pytest sanitize bench)"; exit 2 ;;
-  esac
-done
+# ---- summary: gpu_check.json, and a table on the terminal ----------------------------------------------------------
 
-# ---- summary -------------------------------------------------------------------------------------------------------
+summarize() {
+  "$PY" - "$STATUS" "$OUT" "$WORK/facts.log" "${STAGES[*]}" <<'EOF' 2>&1
+import datetime, json, os, platform, subprocess, sys
 
-"$PY" - "$STATUS" "$OUT" "$ROOT" "${STAGES[*]}" <<'EOF' 2>&1 | tee -a "$LOG"
-import datetime, json, os, platform, re, shutil, subprocess, sys
-
-status_file, out, root, asked = sys.argv[1:5]
+status_file, out, facts_log, asked = sys.argv[1:5]
 stages = []
 for line in open(status_file):
     name, status, seconds, note = (line.rstrip("\n").split("\t") + ["", "", "", ""])[:4]
     stages.append({"stage": name, "status": status, "seconds": int(seconds or 0), "note": note})
-
-def cmd(*args):
-    try:
-        return subprocess.run(args, capture_output=True, text=True, timeout=30).stdout.strip()
-    except Exception as e:  # noqa: BLE001
-        return f"unavailable ({e})"
-
-info = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "host": platform.node(), "gpu": cmd("nvidia-smi", "--query-gpu=name,driver_version,memory.total",
-                                            "--format=csv,noheader"),
-        "nvcc": (cmd("nvcc", "--version").splitlines() or [""])[-1], "stages_asked": asked.split()}
-try:
-    import torch
-    info["torch"] = torch.__version__
-    info["torch_cuda"] = torch.version.cuda
-    if torch.cuda.is_available():
-        p = torch.cuda.get_device_properties(0)
-        info["device"] = {"name": p.name, "sms": p.multi_processor_count, "memory_gib": round(p.total_memory / 2**30, 1),
-                          "capability": f"{p.major}.{p.minor}"}
-except Exception as e:  # noqa: BLE001
-    info["torch"] = f"unavailable ({e})"
-doc = {**info, "stages": stages}
+doc = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
+       "stages_asked": asked.split(), "stages": stages,
+       "facts": open(facts_log).read().splitlines() if os.path.exists(facts_log) else []}
 bench = os.path.join(out, "bench_cuda.json")
 if os.path.exists(bench):
     with open(bench) as f:
         doc["bench"] = json.load(f)
-path = os.path.join(out, "gpu_check.json")
-with open(path, "w") as f:
+with open(os.path.join(out, "gpu_check.json"), "w") as f:
     json.dump(doc, f, indent=1)
-stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-gpu = re.sub(r"[^A-Za-z0-9]+", "-", info.get("device", {}).get("name", "gpu")).strip("-").lower()
-keep = os.path.join(root, "bench", "gpu")
-os.makedirs(keep, exist_ok=True)
-shutil.copy(path, os.path.join(keep, f"gpu_check-{gpu}-{stamp}.json"))
-if os.path.exists(bench):
-    shutil.copy(bench, os.path.join(keep, f"bench-cuda-{gpu}-{stamp}.json"))
 
-print()
-print(f"GPU check on {info.get('gpu')} ({info['date']}), torch {info.get('torch')}, {info['nvcc']}")
-print(f"{'stage':<15} {'status':<6} {'s':>5}  note")
+print(f"\nGPU check, {doc['date']}")
+for line in doc["facts"][:8]:
+    print("  " + line)
+print(f"{'stage':<15} {'status':<8} {'s':>5}  note")
 for s in stages:
-    print(f"{s['stage']:<15} {s['status']:<6} {s['seconds']:>5}  {s['note']}")
-if "bench" in doc:
-    print("\nbench (tsrnn vs nn.* on cuda):")
-    for r in doc["bench"].get("results", []):
-        print(f"  {r['cell']:<5} {r['mode']:<8} B{r['B']:<4} T{r['T']:<4} D{r['D']:<5} H{r['H']:<5} "
-              f"tsrnn {r['tsrnn_ms']:.3f} ms  torch {r['torch_ms']:.3f} ms  speedup {r['speedup']:.2f}x")
-print(f"\nwrote {path} and copies under bench/gpu/")
+    print(f"{s['stage']:<15} {s['status']:<8} {s['seconds']:>5}  {s['note']}")
+for r in doc.get("bench", {}).get("results", []):
+    print(f"  {r['cell']:<5} {r['mode']:<8} B{r['B']:<4} T{r['T']:<4} H{r['H']:<5} tsrnn {r['tsrnn_ms']:.3f} ms | nn fp32 "
+          f"{r['torch_ms']:.3f} ms {r['speedup']:.2f}x | nn default {r['torch_tf32_ms']:.3f} ms "
+          f"{r['speedup_vs_tf32']:.2f}x")
+for r in doc.get("bench", {}).get("failed", []):
+    print(f"  {r['cell']:<5} {r['mode']:<8} B{r['B']:<4} T{r['T']:<4} H{r['H']:<5} FAILED {r['error'][:100]}")
 sys.exit(0 if all(s["status"] in ("OK", "SKIP") for s in stages) else 1)
 EOF
+}
+
+# ---- run -----------------------------------------------------------------------------------------------------------
+
+say "stages: ${STAGES[*]}; out: $OUT; jobs: $JOBS; GPU: $([ $HAVE_GPU -eq 1 ] && echo yes || echo no)"
+for stage in "${STAGES[@]}"; do
+  case $stage in
+    facts | build | gtest | pytest | bench | sanitize) "stage_$stage" ;;
+    gtest-critical) stage_gtest_critical ;;
+    *) say "unknown stage '$stage' (facts build gtest-critical gtest pytest bench sanitize)"; exit 2 ;;
+  esac
+done
+summarize | tee -a "$LOG"
 exit "${PIPESTATUS[0]}"
