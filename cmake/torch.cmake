@@ -20,9 +20,10 @@ print(torch.__version__)
   OUTPUT_VARIABLE _tsrnn_torch_facts OUTPUT_STRIP_TRAILING_WHITESPACE
   ERROR_VARIABLE _tsrnn_torch_error RESULT_VARIABLE _tsrnn_torch_rc)
 if(NOT _tsrnn_torch_rc EQUAL 0)
-  message(FATAL_ERROR "tsrnn: cannot import torch with ${Python3_EXECUTABLE}; install torch first (make test does: "
-                      "pip install torch==2.13.0). A plain `pip install .` builds in an isolated environment that "
-                      "has no torch: install with `pip install --no-build-isolation .`. Python said:\n"
+  message(FATAL_ERROR "tsrnn: cannot import torch with ${Python3_EXECUTABLE}. If torch is installed, this build "
+                      "runs in pip's isolated build environment, which hides it: install with "
+                      "`pip install --no-build-isolation .` (the package builds against the torch you have). If it is "
+                      "not: `pip install torch==2.13.0` first (make test and make demo do). Python said:\n"
                       "${_tsrnn_torch_error}")
 endif()
 string(REPLACE "\n" ";" _tsrnn_torch_facts "${_tsrnn_torch_facts}")

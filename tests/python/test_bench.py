@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from tsrnn import bench
+from tsrnn.app import bench
 from tsrnn.__main__ import main
 
 

@@ -1,4 +1,4 @@
-"""DistributedDataParallel (issue #7): the notebook's forecaster (tsrnn.forecast.TorchRNNForecaster with
+"""DistributedDataParallel (issue #7): the notebook's forecaster (tsrnn.app.forecast.TorchRNNForecaster with
 backend='tsrnn', LSTM and GRU) trained by 2 processes (gloo, CPU, file store), each on half of every batch,
 gets the gradients (and, after the notebook's clipped Adam steps, the parameters) of one process training on
 the full batches, to float tolerance.
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import tsrnn
-from tsrnn.forecast import TorchRNNForecaster, make_toy_series, split_and_scale
+from tsrnn.app.forecast import TorchRNNForecaster, make_toy_series, split_and_scale
 
 WORLD = 2
 BATCH = 64  # the notebook's batch; each rank gets 32 windows of it

@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import tsrnn
+import tsrnn.app
 from rnn_testing import TOL, assert_close
 
 T, B, D, H, P = 5, 4, 3, 4, 2
@@ -229,7 +230,7 @@ def test_flatten_parameters_exists_and_changes_nothing():
 
 def test_one_line_swap_on_the_notebook_forecaster():
     torch.manual_seed(0)
-    model = tsrnn.TorchRNNForecaster("gru", input_size=1, hidden_size=32, backend="torch")
+    model = tsrnn.app.TorchRNNForecaster("gru", input_size=1, hidden_size=32, backend="torch")
     x = torch.randn(8, 60, 1)
     fast = tsrnn.convert(model)
     assert type(fast.rnn) is tsrnn.GRU

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 import tsrnn
+import tsrnn.app
 from tsrnn.__main__ import main
-from tsrnn.forecast import compare_backends, make_toy_series, split_and_scale
+from tsrnn.app.forecast import compare_backends, make_toy_series, split_and_scale
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +32,11 @@ def test_backends_agree_per_epoch(data, cell):
 
 def test_forecaster_rejects_bad_arguments():
     with pytest.raises(ValueError, match="rnn_type"):
-        tsrnn.TorchRNNForecaster("rnn")
+        tsrnn.app.TorchRNNForecaster("rnn")
     with pytest.raises(ValueError, match="backend"):
-        tsrnn.TorchRNNForecaster("lstm", backend="cudnn")
-    assert isinstance(tsrnn.TorchRNNForecaster("gru", backend="tsrnn").rnn, tsrnn.GRU)
-    assert type(tsrnn.TorchRNNForecaster("gru", backend="torch").rnn) is torch.nn.GRU
+        tsrnn.app.TorchRNNForecaster("lstm", backend="cudnn")
+    assert isinstance(tsrnn.app.TorchRNNForecaster("gru", backend="tsrnn").rnn, tsrnn.GRU)
+    assert type(tsrnn.app.TorchRNNForecaster("gru", backend="torch").rnn) is torch.nn.GRU
 
 
 def test_cli_rejects_bad_options():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tsrnn.__main__ import main
-from tsrnn.job import JobConfig, run_job
+from tsrnn.app.job import JobConfig, run_job
 
 
 def test_job_end_to_end(tmp_path, capsys):
@@ -34,8 +34,8 @@ def test_job_end_to_end(tmp_path, capsys):
 
 
 def test_gates_come_from_the_kernel(tmp_path):
-    from tsrnn import TorchRNNForecaster
-    from tsrnn.job import gate_maps
+    from tsrnn.app import TorchRNNForecaster
+    from tsrnn.app.job import gate_maps
 
     model = TorchRNNForecaster("lstm", hidden_size=4)
     maps = gate_maps(model, np.random.default_rng(0).normal(size=(60, 1)))

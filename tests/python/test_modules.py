@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import tsrnn
+import tsrnn.app
 from rnn_testing import TOL, assert_close
 
 CELLS = {"lstm": (tsrnn.LSTM, nn.LSTM), "gru": (tsrnn.GRU, nn.GRU)}
@@ -198,7 +199,7 @@ def test_gru_reset_after_false_is_the_notebook_form():
 
 def test_compile_fullgraph_forecaster():
     torch.manual_seed(0)
-    model = tsrnn.TorchRNNForecaster("lstm", hidden_size=8)
+    model = tsrnn.app.TorchRNNForecaster("lstm", hidden_size=8)
     x = torch.randn(4, 12, 1)
     eager = model(x)
     compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
@@ -206,3 +207,17 @@ def test_compile_fullgraph_forecaster():
     assert_close(out, eager, "compiled forecaster", **TOL[torch.float32])
     out.sum().backward()
     assert model.rnn.weight_hh_l0.grad is not None
+
+
+def test_import_tsrnn_loads_the_library_only():
+    """`import tsrnn` is torch and the ops: the applications (tsrnn.app) and their extra dependencies stay out."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys, tsrnn; bad = [m for m in ('tsrnn.app', 'plotly') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    where = os.path.dirname(os.path.dirname(tsrnn.__file__))  # the installed package or the dev tree's torch_ext
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [where, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -1,10 +1,12 @@
-"""tsrnn: fused LSTM and GRU kernels for PyTorch (C on the CPU), as drop-in nn.LSTM / nn.GRU replacements."""
+"""tsrnn: fused LSTM and GRU kernels for PyTorch, as drop-in nn.LSTM / nn.GRU replacements.
+
+``import tsrnn`` loads torch and the ops only; the forecasting job and the benchmark are in ``tsrnn.app``.
+"""
 
 from . import _ops
 from ._ops import gru, lstm
 from .convert import convert, to_torch
-from .forecast import TorchRNNForecaster
 from .modules import GRU, LSTM
 
 __version__ = "0.1.0"
-__all__ = ["LSTM", "GRU", "lstm", "gru", "convert", "to_torch", "TorchRNNForecaster"]
+__all__ = ["LSTM", "GRU", "lstm", "gru", "convert", "to_torch"]

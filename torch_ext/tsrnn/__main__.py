@@ -33,7 +33,7 @@ def _backends(text: str) -> list[str]:
 
 
 def _forecast(args: argparse.Namespace) -> int:
-    from .job import DataError, JobConfig, run_job
+    from .app.job import DataError, JobConfig, run_job
 
     cfg = JobConfig(epochs=args.epochs, hidden=args.hidden, seq_len=args.seq_len, cells=tuple(args.cells),
                     backends=tuple(args.backends), csv=args.csv, column=args.column, out=args.out, seed=args.seed)
@@ -65,7 +65,7 @@ def _modes(text: str) -> list[str]:
 def _bench(args: argparse.Namespace) -> int:
     import json
 
-    from . import bench
+    from .app import bench
 
     if args.table:
         with open(args.table) as f:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .modules import GRU, LSTM
+from ..modules import GRU, LSTM
 
 __all__ = [
     "ForecastData",

@@ -33,8 +33,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from . import _ops
-from .modules import GRU, LSTM
+from .. import _ops
+from ..modules import GRU, LSTM
 
 GATES = {"lstm": 4, "gru": 3}
 NOTEBOOK_SHAPE = dict(B=64, T=60, D=1, H=32)
@@ -224,7 +224,8 @@ def _cpu_name() -> str:
 def peak_binary() -> str | None:
     """The peak probe (scripts/peak_gflops.c, built by CMake): next to the package when installed, else next to
     the op library of a dev build."""
-    for folder in (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(_ops.LIBRARY_PATH)):
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tsrnn/, where the wheel installs it
+    for folder in (package, os.path.dirname(_ops.LIBRARY_PATH)):
         path = os.path.join(folder, "peak_gflops")
         if os.access(path, os.X_OK):
             return path

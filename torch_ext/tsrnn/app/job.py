@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from .convert import convert
+from ..convert import convert
 from .forecast import BACKENDS, ForecastData, compare_backends, make_toy_series, split_and_scale
 
 GATE_NAMES = {"lstm": ("i", "f", "o", "g", "c"), "gru": ("z", "r", "candidate")}
