@@ -69,7 +69,10 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.table:
         with open(args.table) as f:
-            print(bench.markdown_table(json.load(f)))
+            doc = json.load(f)
+        print(bench.markdown_table(doc))
+        if args.chart:
+            bench.write_chart(doc, args.chart)
         return 0
     if args.H is None and args.B is None and args.T is None and not args.grid:
         points = [bench.Point(c, m, device=args.device, **shape) for c in args.cells for m in args.modes
@@ -127,9 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     bn.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to run (default cpu)")
     bn.add_argument("--reps", type=_positive_int, default=20, help="timed repetitions per backend (default 20)")
     bn.add_argument("--out", default=None, help="write the results as JSON to this file")
-    bn.add_argument("--chart", default=None, help="write a speedup chart (self-contained HTML) to this file")
+    bn.add_argument("--chart", default=None, help="write a speedup chart (SVG; in an HTML page when the name ends in "
+                    ".html) to this file; with --table, the chart of that JSON")
     bn.add_argument("--table", default=None, metavar="JSON", help="print the README's markdown table of a results "
-                    "JSON and exit")
+                    "JSON (and with --chart write its chart) and exit")
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)[1:]
     if args.command == "forecast":

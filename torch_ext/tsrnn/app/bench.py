@@ -19,6 +19,7 @@ fails (validation, a kernel error, out of memory) is reported in "failed" and th
 from __future__ import annotations
 
 import datetime
+import html
 import itertools
 import json
 import math
@@ -338,22 +339,63 @@ def run(points: list[Point], reps: int = 20, out: str | None = None, chart: str 
     return doc
 
 
-def write_chart(doc: dict, path: str) -> None:
-    """Speedup (nn.* time / tsrnn time) per point as a self-contained Plotly HTML bar chart."""
-    import plotly.graph_objects as go
+SERIES_COLORS = {("lstm", "forward"): "#1f77b4", ("lstm", "train"): "#aec7e8", ("gru", "forward"): "#d62728",
+                 ("gru", "train"): "#ff9896"}
 
-    fig = go.Figure()
-    for cell, mode in itertools.product(("lstm", "gru"), ("forward", "train")):
-        rows = [r for r in doc["results"] if r["cell"] == cell and r["mode"] == mode]
-        if rows:
-            fig.add_trace(go.Bar(name=f"{cell.upper()} {mode}", y=[r["speedup"] for r in rows],
-                                 x=[f"B{r['B']} T{r['T']} D{r['D']} H{r['H']}" for r in rows]))
-    fig.add_hline(y=1.0, line_dash="dash", line_color="black")
+
+def chart_svg(doc: dict) -> str:
+    """Speedup (nn.* time / tsrnn time, log scale) per shape and (cell, mode) as a small static SVG bar chart."""
+    rows = doc["results"]
+    shapes = list(dict.fromkeys((r["B"], r["T"], r["D"], r["H"]) for r in rows))
+    series = [k for k in SERIES_COLORS if any((r["cell"], r["mode"]) == k for r in rows)]
+    by_key = {(r["cell"], r["mode"], r["B"], r["T"], r["D"], r["H"]): r["speedup"] for r in rows}
+    bar, gap, left, top, height, bottom = 14, 18, 56, 40, 260, 56
+    width = left + max(1, len(shapes)) * (len(series) * bar + gap) + 150
+    speedups = [v for v in by_key.values() if v > 0] or [1.0]
+    lo, hi = min(0.5, min(speedups) / 1.2), max(2.0, max(speedups) * 1.2)
+
+    def y_of(v):
+        return top + height * (math.log(hi) - math.log(v)) / (math.log(hi) - math.log(lo))
+
     m = doc["machine"]
-    fig.update_layout(barmode="group", yaxis_title="speedup over nn.* (x)", yaxis_type="log",
-                      title=f"tsrnn vs nn.* — {m.get('gpu', m['processor'])}, torch {m['torch']}, "
-                            f"{m['threads']} threads, {m['date'][:10]}")
-    fig.write_html(path, include_plotlyjs=True)
+    title = (f"tsrnn vs nn.* — {m.get('gpu', m.get('processor', ''))}, torch {m.get('torch', '')}, "
+             f"{m.get('threads', '')} threads, {m.get('date', '')[:10]}")
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{top + height + bottom}" '
+           f'font-family="sans-serif" font-size="11">',
+           f'<text x="{left}" y="20" font-size="13">{html.escape(title)}</text>']
+    for tick in (0.5, 1, 2, 5, 10, 20, 50, 100):
+        if lo <= tick <= hi:
+            y = y_of(tick)
+            dash = ' stroke-dasharray="4 3"' if tick == 1 else ""
+            out.append(f'<line x1="{left}" x2="{width - 150}" y1="{y:.1f}" y2="{y:.1f}" stroke="#888"{dash}/>')
+            out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{tick}x</text>')
+    for i, (B, T, D, H) in enumerate(shapes):
+        x0 = left + gap / 2 + i * (len(series) * bar + gap)
+        for j, (cell, mode) in enumerate(series):
+            v = by_key.get((cell, mode, B, T, D, H))
+            if v:
+                y = y_of(v)
+                out.append(f'<rect x="{x0 + j * bar:.1f}" y="{min(y, y_of(1)):.1f}" width="{bar - 2}" '
+                           f'height="{abs(y_of(1) - y):.1f}" fill="{SERIES_COLORS[(cell, mode)]}">'
+                           f'<title>{cell} {mode} B{B} T{T} D{D} H{H}: {v:.2f}x</title></rect>')
+        cx = x0 + len(series) * bar / 2
+        out.append(f'<text x="{cx:.1f}" y="{top + height + 16}" text-anchor="middle">B{B} T{T}</text>')
+        out.append(f'<text x="{cx:.1f}" y="{top + height + 30}" text-anchor="middle">D{D} H{H}</text>')
+    for j, (cell, mode) in enumerate(series):
+        y = top + 10 + 18 * j
+        out.append(f'<rect x="{width - 140}" y="{y - 9}" width="12" height="12" fill="{SERIES_COLORS[(cell, mode)]}"/>')
+        out.append(f'<text x="{width - 122}" y="{y + 1}">{cell.upper()} {mode}</text>')
+    out.append(f'<text x="14" y="{top + height / 2}" transform="rotate(-90 14 {top + height / 2})" '
+               f'text-anchor="middle">speedup over nn.* (x)</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def write_chart(doc: dict, path: str) -> None:
+    """The speedup chart as an SVG file (a few KB, no dependency); a path ending in .html gets the SVG in a page."""
+    svg = chart_svg(doc)
+    with open(path, "w") as f:
+        f.write(f"<!doctype html>\n<html><body>\n{svg}</body></html>\n" if path.endswith(".html") else svg)
 
 
 def markdown_table(doc: dict) -> str:
