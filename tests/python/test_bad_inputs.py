@@ -2,11 +2,9 @@
 the problem, or in exactly nn.LSTM's / nn.GRU's result with identical weights (outputs, final states and every
 gradient; NaN where nn.* has NaN).
 
-The argument checks of the raw ops that test_ops.py already covers (wrong shapes, dtypes and ranks of each
-argument, lengths out of [0, T]) are not repeated here; this file covers the modules' side of the same
-mistakes, the layouts (views, stride 0, slices), special values, empty and large sizes, PackedSequence, and
-the raw-op cases test_ops.py leaves out (lengths on another device or of odd kinds, meta tensors, sizes whose
-element counts overflow 32-bit or 64-bit indexing).
+The raw ops' argument checks are in test_op_errors.py; this file covers the modules' side of the same mistakes, the
+layouts (views, stride 0, slices), special values, empty and large sizes, and PackedSequence, for the modules and
+the raw ops.
 """
 
 import re
@@ -18,6 +16,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import tsrnn
+from rnn_testing import op_args, op_call, twins
 
 OPS = torch.ops.tsrnn
 F32, F64 = torch.float32, torch.float64
@@ -36,13 +35,9 @@ def randn(*shape, dtype=F32, seed=1):
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(dtype)
 
 
-def twins(cell, input_size=D, hidden_size=H, seed=0, **kwargs):
-    """(ours, theirs): a tsrnn module and the nn.* module it copies its weights from."""
-    torch.manual_seed(seed)
-    theirs = NN[cell](input_size, hidden_size, **kwargs)
-    ours = OURS[cell](input_size, hidden_size, **kwargs)
-    ours.load_state_dict(theirs.state_dict())
-    return ours, theirs
+def _twins(cell, **kwargs):
+    """rnn_testing.twins at this file's default sizes."""
+    return twins(cell, **{"input_size": D, "hidden_size": H, **kwargs})
 
 
 def flat(out):
@@ -116,7 +111,7 @@ def expect_error(fn, pattern, types=(RuntimeError, ValueError)):
 
 def _plain(x, hx=None, **kwargs):
     def build(cell):
-        ours, theirs = twins(cell, **kwargs)
+        ours, theirs = _twins(cell, **kwargs)
         hx_ = hx(cell) if callable(hx) else hx
         return (lambda: ours(x, hx_)), (lambda: theirs(x, hx_))
 
@@ -127,7 +122,7 @@ def _with_param(name, make):
     """A module whose parameter `name` was replaced (same values for both) by make(param, cell)."""
 
     def build(cell):
-        ours, theirs = twins(cell)
+        ours, theirs = _twins(cell)
         for m in (ours, theirs):
             value = make(getattr(m, name).detach(), cell)
             setattr(m, name, nn.Parameter(value, requires_grad=value.is_floating_point()))
@@ -139,7 +134,7 @@ def _with_param(name, make):
 
 def _typed_module(dtype):
     def build(cell):
-        ours, theirs = twins(cell, dtype=dtype)
+        ours, theirs = _twins(cell, dtype=dtype)
         x = randn(T, B, D, dtype=dtype)
         return (lambda: ours(x)), (lambda: theirs(x))
 
@@ -148,7 +143,7 @@ def _typed_module(dtype):
 
 def _packed(data, batch_sizes, sorted_indices=None, unsorted_indices=None, hx=None, **kwargs):
     def build(cell):
-        ours, theirs = twins(cell, **kwargs)
+        ours, theirs = _twins(cell, **kwargs)
         packed = PackedSequence(data, batch_sizes, sorted_indices, unsorted_indices)
         hx_ = hx(cell) if callable(hx) else hx
         return (lambda: ours(packed, hx_)), (lambda: theirs(packed, hx_))
@@ -282,7 +277,7 @@ def test_module_refuses_bad_input(cell, build, pattern, nn_type):
 def test_hx_of_the_wrong_type_is_a_type_error(cell):
     """A tuple where a tensor is expected (GRU) or a tuple holding a non-tensor: TypeError naming hx (nn.*
     fails with an AttributeError from deep inside)."""
-    ours, _ = twins(cell)
+    ours, _ = _twins(cell)
     h = randn(1, B, H)
     hx = (h,) if cell == "gru" else (h, [h])
     expect_error(lambda: ours(randn(T, B, D), hx), r"expected hx to hold Tensors", (TypeError,))
@@ -292,7 +287,7 @@ def test_hx_of_the_wrong_type_is_a_type_error(cell):
 def test_weights_modified_in_place_before_backward(cell):
     """The saved weights are version-checked like nn.*'s: an in-place update between forward and backward
     is an error, not a gradient of the wrong weights."""
-    for module in twins(cell):
+    for module in _twins(cell):
         y = module(randn(T, B, D).requires_grad_())[0]
         with torch.no_grad():
             module.weight_hh_l0.mul_(1.5)
@@ -303,7 +298,7 @@ def test_weights_modified_in_place_before_backward(cell):
 def test_double_backward_is_right_or_refused(cell):
     """create_graph=True: first-order gradients as nn.*; second-order ones either nn.*'s or a clear error,
     never a silently wrong (e.g. zero) second derivative."""
-    ours, theirs = twins(cell, seed=4)
+    ours, theirs = _twins(cell, seed=4)
     x = randn(T, B, D).requires_grad_()
 
     def first(m):
@@ -409,7 +404,7 @@ def _compare_as_leaves(ours, theirs, x, hx):
 @pytest.mark.parametrize("cell", CELLS)
 def test_layouts_match_nn(cell, kind):
     x, hx, batch_first, params = _views(cell, kind)
-    ours, theirs = twins(cell, batch_first=batch_first)
+    ours, theirs = _twins(cell, batch_first=batch_first)
     for name, make in params.items():
         for m in (ours, theirs):  # same values, same strides, each module its own memory
             value = make(getattr(m, name).detach().clone())
@@ -460,7 +455,7 @@ SPECIALS = [
 
 @pytest.mark.parametrize("cell,kind", [pytest.param(c, k, id=f"{c}-{k}") for k, cells in SPECIALS for c in cells])
 def test_special_values_match_nn(cell, kind):
-    ours, theirs = twins(cell, seed=5)
+    ours, theirs = _twins(cell, seed=5)
     x, hx = _special(kind, cell, ours, theirs)
     _compare_as_leaves(ours, theirs, x, hx)
 
@@ -471,7 +466,7 @@ def test_special_values_match_nn(cell, kind):
 @pytest.mark.parametrize("batch_first", [False, True], ids=["tm", "bf"])
 @pytest.mark.parametrize("cell", CELLS)
 def test_empty_batch_matches_nn(cell, batch_first):
-    ours, theirs = twins(cell, batch_first=batch_first)
+    ours, theirs = _twins(cell, batch_first=batch_first)
     x = leaves(randn(*((0, T, D) if batch_first else (T, 0, D))))[0]
     hx_leaves = leaves(randn(1, 0, H), randn(1, 0, H))
     hx = tuple(hx_leaves) if cell == "lstm" else hx_leaves[0]
@@ -483,7 +478,7 @@ def test_empty_batch_matches_nn(cell, batch_first):
 def test_empty_time_keeps_the_initial_state_or_refuses(cell):
     """nn.* refuses T = 0 ("Expected sequence length to be larger than 0"); tsrnn may either refuse too or
     return an empty output with the initial state as the final state (and gradients passed straight through)."""
-    ours, theirs = twins(cell)
+    ours, theirs = _twins(cell)
     x = randn(0, B, D).requires_grad_()
     h, c = randn(1, B, H, seed=2).requires_grad_(), randn(1, B, H, seed=3).requires_grad_()
     hx = (h, c) if cell == "lstm" else h
@@ -507,7 +502,7 @@ def test_empty_time_keeps_the_initial_state_or_refuses(cell):
 def test_long_sequence_matches_nn(cell):
     """T = 20000 steps, small H: the forward against nn.* (nn.*'s backward over 20000 steps takes minutes on
     the CPU, so the gradients are only checked to be finite and to reach the first step)."""
-    ours, theirs = twins(cell, input_size=1, hidden_size=3, seed=6)
+    ours, theirs = _twins(cell, input_size=1, hidden_size=3, seed=6)
     x = randn(20000, 2, 1)
     with torch.no_grad():
         got = flat(ours(x))
@@ -529,7 +524,7 @@ def test_long_sequence_matches_nn(cell):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_wide_batch_matches_nn(cell):
-    ours, theirs = twins(cell, input_size=1, hidden_size=8, seed=7, batch_first=True)
+    ours, theirs = _twins(cell, input_size=1, hidden_size=8, seed=7, batch_first=True)
     x = leaves(randn(4096, 12, 1))[0]
     # weight gradients sum 4096 * 12 terms: fp32 rounding (ours and nn.*'s alike, against fp64) is ~1e-5 of
     # the largest gradient element
@@ -550,7 +545,7 @@ def test_meta_module_with_more_than_2_31_elements(cell):
 @pytest.mark.parametrize("cell", CELLS)
 def test_packed_with_trailing_empty_step_matches_nn(cell):
     """A hand-made PackedSequence whose last step holds no sequence (batch_sizes ends in 0): as nn.*."""
-    ours, theirs = twins(cell)
+    ours, theirs = _twins(cell)
     data = leaves(randn(6, D))[0]
     packed = PackedSequence(data, torch.tensor([3, 2, 1, 0]), None, None)
     compare_with_nn(ours, theirs, packed, extra_leaves=[data])
@@ -558,7 +553,7 @@ def test_packed_with_trailing_empty_step_matches_nn(cell):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_packed_with_only_sorted_indices_matches_nn(cell):
-    ours, theirs = twins(cell)
+    ours, theirs = _twins(cell)
     data = leaves(randn(6, D))[0]
     packed = PackedSequence(data, torch.tensor([3, 2, 1]), torch.tensor([2, 0, 1]), None)
     hx_leaves = leaves(randn(1, 3, H, seed=2), randn(1, 3, H, seed=3))
@@ -567,94 +562,6 @@ def test_packed_with_only_sorted_indices_matches_nn(cell):
 
 
 # ---- raw ops ------------------------------------------------------------------------------------------------
-
-
-def raw_args(cell, T_=4, B_=3, D_=5, H_=6, dtype=F32):
-    """Valid keyword arguments of torch.ops.tsrnn.<cell> (lengths unset)."""
-    torch.manual_seed(8)
-    g = G[cell]
-    args = dict(
-        x=torch.randn(T_, B_, D_, dtype=dtype), h0=torch.randn(B_, H_, dtype=dtype),
-        w_ih=torch.randn(g * H_, D_, dtype=dtype) * 0.3, w_hh=torch.randn(g * H_, H_, dtype=dtype) * 0.3,
-        b_ih=torch.randn(g * H_, dtype=dtype) * 0.1, b_hh=torch.randn(g * H_, dtype=dtype) * 0.1,
-        lengths=None, batch_first=False, reverse=False,
-    )
-    if cell == "lstm":
-        args["c0"] = torch.randn(B_, H_, dtype=dtype)
-    else:
-        args["reset_after"] = True
-    return args
-
-
-def raw_call(cell, args):
-    return (OPS.lstm if cell == "lstm" else OPS.gru)(**args)
-
-
-def _set(**changes):
-    return lambda a, cell: changes
-
-
-RAW_ERRORS = [
-    ("lengths-on-meta", lambda a, c: dict(lengths=torch.tensor([4, 2, 1], device="meta")),
-     r"{op}: argument 'lengths' must be a CPU tensor"),
-    ("lengths-0d", _set(lengths=torch.tensor(3)),
-     r"{op}: argument 'lengths' must have shape \(B,\) = \(3,\) \(1-D\), but got a 0-D tensor"),
-    ("lengths-2**40", _set(lengths=torch.tensor([2**40, 1, 1])),
-     r"{op}: argument 'lengths' must hold values in \[0, T\] = \[0, 4\], but lengths\[0\] = 1099511627776"),
-    ("lengths-int64-min", _set(lengths=torch.tensor([1, -(2**63), 1])),
-     r"{op}: argument 'lengths' .*lengths\[1\] = -9223372036854775808"),
-    ("lengths-bool", _set(lengths=torch.tensor([True, True, False])),
-     r"{op}: argument 'lengths' must be an int64 tensor, but got bool"),
-    ("lengths-python-list", _set(lengths=[4, 2, 1]),
-     r"Expected a value of type 'Optional\[Tensor\]' for argument 'lengths'"),
-    ("x-on-meta-rest-on-cpu", lambda a, c: dict(x=a["x"].to("meta")),
-     r"{op}: argument '\w+' must be on the same device as x \(meta\), but is on cpu"),
-    ("b_ih-on-meta", lambda a, c: dict(b_ih=a["b_ih"].to("meta")),
-     r"{op}: argument 'b_ih' must be on the same device as x \(cpu\), but is on meta"),
-    ("x-complex64", lambda a, c: dict(x=a["x"].to(torch.complex64)),
-     r"{op}: argument 'x' must be float32 or float64, but got \w+"),
-    ("x-float64-rest-float32", lambda a, c: dict(x=a["x"].double()),
-     r"{op}: argument '\w+' must have the same dtype as x \(float64\), but got float32"),
-    ("all-bfloat16", lambda a, c: {k: v.bfloat16() for k, v in a.items() if isinstance(v, torch.Tensor)},
-     r"{op}: argument 'x' must be float32 or float64, but got bfloat16"),
-    ("all-float16", lambda a, c: {k: v.half() for k, v in a.items() if isinstance(v, torch.Tensor)},
-     r"{op}: argument 'x' must be float32 or float64, but got float16"),
-    ("all-int64", lambda a, c: {k: v.long() for k, v in a.items() if isinstance(v, torch.Tensor)},
-     r"{op}: argument 'x' must be float32 or float64, but got int64"),
-    # huge sizes: the shapes are checked before anything is copied or allocated (x below is a stride-0 view of
-    # 5 floats with 2^52 * 5 logical elements: a contiguous copy would need 90 PB)
-    ("x-expanded-2**54-elements-bad-h0",
-     lambda a, c: dict(x=torch.zeros(1, 1, 5).expand(2**26, 2**26, 5)),
-     r"{op}: argument 'h0' must have shape \(B, H\) = \(67108864, 6\), but got \(3, 6\)"),
-    ("x-expanded-2**54-elements-bad-lengths",
-     lambda a, c: dict(x=torch.zeros(1, 1, 5).expand(2**26, 2**26, 5), h0=None, c0=None,
-                       lengths=torch.zeros(3, dtype=torch.long)),
-     r"{op}: argument 'lengths' must have shape \(B,\) = \(67108864,\), but got \(3,\)"),
-    ("w_hh-expanded-2**34-elements-bad-w_ih",
-     lambda a, c: dict(w_hh=torch.zeros(1, 1).expand(G[c] * 2**16, 2**16)),
-     r"{op}: argument 'w_ih' must have shape \({G}\*H, D\) = \(\d+, 5\), but got"),
-    ("x-expanded-2**62-elements",
-     lambda a, c: dict(x=torch.zeros(1, 1, 1).expand(2**31, 2**31, 1), h0=None, c0=None,
-                       w_ih=torch.zeros(G[c], 1), w_hh=torch.zeros(G[c], 1), b_ih=None, b_hh=None),
-     r"{op}.*(too large|overflow)"),
-    ("D-expanded-2**40",
-     lambda a, c: dict(x=torch.zeros(1, 1, 1).expand(1, 1, 2**40), h0=None, c0=None,
-                       w_ih=torch.zeros(1, 1).expand(G[c], 2**40), w_hh=torch.zeros(G[c], 1), b_ih=None, b_hh=None),
-     r"{op}.*(too large|overflow|allocat)"),
-]
-
-
-@pytest.mark.parametrize(
-    "cell,change,pattern",
-    [pytest.param(c, ch, p, id=f"{c}-{i}") for i, ch, p in RAW_ERRORS for c in CELLS],
-)
-def test_raw_op_refuses_bad_input(cell, change, pattern):
-    args = raw_args(cell)
-    raw_call(cell, args)  # the valid call works
-    args.update(change(args, cell))
-    if cell == "gru":
-        args.pop("c0", None)
-    expect_error(lambda: raw_call(cell, args), _pattern_for(cell, pattern), (RuntimeError,))
 
 
 def _nn_single_layer(cell, args):
@@ -674,7 +581,7 @@ def _raw_vs_nn(cell, args, lengths_list=None):
                                                                                          "b_ih", "b_hh"]
     for n in names:
         args[n] = args[n].detach().requires_grad_()
-    outs = list(raw_call(cell, args)[:-1])
+    outs = list(op_call(cell, args)[:-1])
     m = _nn_single_layer(cell, args)
     # nn.* on the same leaves, through functional_call so the (strided) weight leaves are used as they are
     params = {"weight_ih_l0": args["w_ih"], "weight_hh_l0": args["w_hh"], "bias_ih_l0": args["b_ih"],
@@ -715,7 +622,7 @@ RAW_LAYOUTS = {
 @pytest.mark.parametrize("kind", list(RAW_LAYOUTS))
 @pytest.mark.parametrize("cell", CELLS)
 def test_raw_op_layouts_match_nn(cell, kind):
-    args = raw_args(cell)
+    args = op_args(cell)
     args.update(RAW_LAYOUTS[kind](args))
     if cell == "gru":
         args.pop("c0", None)
@@ -726,7 +633,7 @@ def test_raw_op_layouts_match_nn(cell, kind):
 @pytest.mark.parametrize("cell", CELLS)
 def test_raw_op_lengths_views_match_nn(cell, kind):
     """lengths as a strided view (every other element) or stride-0 (every sequence full): as nn.* packed."""
-    args = raw_args(cell)
+    args = op_args(cell)
     if kind == "strided":
         args["lengths"] = torch.tensor([4, 9, 1, 9, 3, 9])[::2]
         lengths_list = [4, 1, 3]
@@ -741,10 +648,10 @@ def test_raw_op_lengths_views_match_nn(cell, kind):
 
 @pytest.mark.parametrize("cell", CELLS)
 def test_raw_op_on_meta_gives_shapes(cell):
-    args = raw_args(cell, T_=7, B_=3, D_=5, H_=6)
+    args = op_args(cell, T=7, B=3, D=5, H=6)
     meta = {k: (v.to("meta") if isinstance(v, torch.Tensor) else v) for k, v in args.items()}
     meta["lengths"] = torch.tensor([7, 1, 0])  # lengths stay on the CPU whatever x's device
-    outs = raw_call(cell, meta)
+    outs = op_call(cell, meta)
     expected = [(7, 3, 6), (3, 6), (3, 6), (7, 3, 36)] if cell == "lstm" else [(7, 3, 6), (3, 6), (7, 3, 30)]
     assert [tuple(o.shape) for o in outs] == expected
     assert all(o.device.type == "meta" and o.dtype == F32 for o in outs)

@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import tsrnn
-from rnn_testing import assert_close
+from rnn_testing import assert_close, twins
 from tsrnn import _ops
 
 
@@ -156,14 +156,6 @@ def test_empty_sizes(cell):
 
 
 # ---- the modules against nn.* -----------------------------------------------------------------------------------
-
-
-def twins(cell, **kwargs):
-    torch.manual_seed(0)
-    theirs = (nn.LSTM if is_lstm(cell) else nn.GRU)(**kwargs)
-    ours = (tsrnn.LSTM if is_lstm(cell) else tsrnn.GRU)(**kwargs)
-    ours.load_state_dict(theirs.state_dict())
-    return ours, theirs
 
 
 def module_run(module, x, hx, packed_lengths=None, batch_first=False, seed=3):

@@ -8,19 +8,9 @@ from torch import nn
 
 import tsrnn
 import tsrnn.app
-from rnn_testing import TOL, assert_close
+from rnn_testing import TOL, assert_close, twins
 
 CELLS = {"lstm": (tsrnn.LSTM, nn.LSTM), "gru": (tsrnn.GRU, nn.GRU)}
-
-
-def twins(cell, dtype, **kwargs):
-    """An nn.* module and its tsrnn twin holding the same weights."""
-    ours_cls, theirs_cls = CELLS[cell]
-    torch.manual_seed(0)
-    theirs = theirs_cls(dtype=dtype, **kwargs)
-    ours = ours_cls(dtype=dtype, **kwargs)
-    ours.load_state_dict(theirs.state_dict())
-    return ours, theirs
 
 
 def run(module, x, hx):
@@ -36,7 +26,7 @@ def run(module, x, hx):
 )
 def test_matches_nn(cell, dtype, batch_first, bias, with_hx, batched):
     D, H, T, B = 3, 7, 9, 4
-    ours, theirs = twins(cell, dtype, input_size=D, hidden_size=H, bias=bias, batch_first=batch_first)
+    ours, theirs = twins(cell, dtype=dtype, input_size=D, hidden_size=H, bias=bias, batch_first=batch_first)
     gen = torch.Generator().manual_seed(1)
     shape = ((B, T, D) if batch_first else (T, B, D)) if batched else (T, D)
     x = torch.randn(shape, dtype=dtype, generator=gen)
@@ -104,7 +94,7 @@ def test_same_validation_errors_as_nn(cell):
             theirs_cls(**kwargs)
         with pytest.raises(ValueError):
             ours_cls(**kwargs)
-    ours, theirs = twins(cell, torch.float32, input_size=3, hidden_size=4)
+    ours, theirs = twins(cell, dtype=torch.float32, input_size=3, hidden_size=4)
     bad_inputs = [torch.randn(5, 2, 4), torch.randn(5, 2, 3, 1), torch.randn(5)]
     for x in bad_inputs:
         with pytest.raises(Exception) as theirs_err:
@@ -126,7 +116,7 @@ def test_same_validation_errors_as_nn(cell):
 
 def test_proj_size_shapes_and_errors_as_nn():
     """proj_size: nn.LSTM's parameter shapes and state_dict, its checks on the argument and on h0's width."""
-    ours, theirs = twins("lstm", torch.float32, input_size=3, hidden_size=4, proj_size=2, num_layers=2)
+    ours, theirs = twins("lstm", dtype=torch.float32, input_size=3, hidden_size=4, proj_size=2, num_layers=2)
     assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
     out, (h_n, c_n) = ours(torch.randn(6, 5, 3))
     assert out.shape == (6, 5, 2) and h_n.shape == (2, 5, 2) and c_n.shape == (2, 5, 4)
@@ -147,7 +137,7 @@ def test_proj_size_shapes_and_errors_as_nn():
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_backward_in_eval_mode(cell):
-    ours, theirs = twins(cell, torch.float32, input_size=2, hidden_size=5, batch_first=True)
+    ours, theirs = twins(cell, dtype=torch.float32, input_size=2, hidden_size=5, batch_first=True)
     ours.eval(), theirs.eval()
     x = torch.randn(3, 8, 2)
     for m in (ours, theirs):
@@ -158,7 +148,7 @@ def test_backward_in_eval_mode(cell):
 
 
 def test_gates_are_the_kernels_saved_activations():
-    ours, _ = twins("lstm", torch.float64, input_size=1, hidden_size=3, batch_first=True)
+    ours, _ = twins("lstm", dtype=torch.float64, input_size=1, hidden_size=3, batch_first=True)
     x = torch.randn(2, 5, 1, dtype=torch.float64)
     y, (h_n, c_n), (gates,) = ours(x, return_gates=True)
     H = 3
@@ -170,7 +160,7 @@ def test_gates_are_the_kernels_saved_activations():
     assert_close(gates[0, :, : 4 * H], expect, "gates at t=0", **TOL[torch.float64])
     assert_close(gates[:, :, 5 * H :].transpose(0, 1), y, "saved h", **TOL[torch.float64])
     assert_close(gates[-1, :, 4 * H : 5 * H], c_n[0], "saved c", **TOL[torch.float64])
-    gru, _ = twins("gru", torch.float64, input_size=1, hidden_size=3)
+    gru, _ = twins("gru", dtype=torch.float64, input_size=1, hidden_size=3)
     y, h_n, (gates,) = gru(torch.randn(4, 2, 1, dtype=torch.float64), return_gates=True)
     assert gates.shape == (4, 2, 5 * 3)
     assert_close(gates[:, :, 12:], y, "GRU saved h", **TOL[torch.float64])

@@ -1,5 +1,5 @@
 """torch.ops.tsrnn.* (one layer, one direction) against nn.LSTM / nn.GRU, the pure-torch reference, gradcheck,
-opcheck, and every bad argument the shim must reject with a message naming it.
+and opcheck (the bad arguments the shim must reject are in test_op_errors.py).
 
 Tolerances (shared/DESIGN.md): fp32 outputs within assert_close defaults, fp32 gradients rtol 1e-4 / atol 1e-5,
 fp64 everything within 1e-10. A failure names the worst element.
@@ -15,6 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import tsrnn  # noqa: F401  (loads the library, registers fake kernels and autograd)
 from tsrnn import _ops
+from rnn_testing import assert_close, lstm_projection_args, op_args
 from tsrnn.reference import gru_reference, lstm_reference
 
 OPS = torch.ops.tsrnn
@@ -27,23 +28,6 @@ NN_CELLS = ["lstm", "gru"]
 
 
 # ---- helpers ----------------------------------------------------------------------------------------------
-
-
-def check_close(actual, expected, what, **tol):
-    """torch.testing.assert_close that names the worst element on failure."""
-    try:
-        torch.testing.assert_close(actual, expected, **tol)
-    except AssertionError as e:
-        msg = f"{what}: {e}"
-        if actual.shape == expected.shape and actual.numel() > 0:
-            diff = (actual.detach() - expected.detach()).abs()
-            diff = torch.where(torch.isnan(diff), torch.full_like(diff, float("inf")), diff)
-            idx = tuple(int(i) for i in torch.unravel_index(diff.argmax(), diff.shape))
-            msg = (
-                f"{what}: worst element at {idx}: got {actual[idx].item()!r}, expected {expected[idx].item()!r} "
-                f"(|diff| = {diff[idx].item():.3e})\n{e}"
-            )
-        raise AssertionError(msg) from None
 
 
 def is_lstm(cell):
@@ -101,7 +85,7 @@ def check_all(ours, theirs, names, tol):
         if b is None:
             assert a is None, f"{name}: expected None"
             continue
-        check_close(a, b, name, **tol)
+        assert_close(a, b, name, **tol)
 
 
 def nn_module(cell, D, H, dtype, bias=True, bidirectional=False, seed=0):
@@ -237,7 +221,7 @@ def test_reference_matches_nn():
         hx = (h0.unsqueeze(0), c0.unsqueeze(0)) if is_lstm(cell) else h0.unsqueeze(0)
         y_nn, _ = module(x, hx)
         y_ref = call_reference(cell, x, h0, c0, nn_weights(module))[0]
-        check_close(y_ref, y_nn, f"{cell} reference y", **OUT_TOL[F64])
+        assert_close(y_ref, y_nn, f"{cell} reference y", **OUT_TOL[F64])
 
 
 # ---- gradcheck --------------------------------------------------------------------------------------------
@@ -285,9 +269,9 @@ def test_partial_requires_grad():
     assert x_const.grad is None and w_hh.grad is None
     y_nn, _ = module(x_const, (h0.detach().unsqueeze(0), c0.unsqueeze(0)))
     g_nn = torch.autograd.grad(y_nn.sum(), [c0, w_ih, b_ih])
-    check_close(c0.grad, g_nn[0], "grad c0", **GRAD_TOL[F64])
-    check_close(w_ih.grad, g_nn[1], "grad w_ih", **GRAD_TOL[F64])
-    check_close(b_ih.grad, g_nn[2], "grad b_ih", **GRAD_TOL[F64])
+    assert_close(c0.grad, g_nn[0], "grad c0", **GRAD_TOL[F64])
+    assert_close(w_ih.grad, g_nn[1], "grad w_ih", **GRAD_TOL[F64])
+    assert_close(b_ih.grad, g_nn[2], "grad b_ih", **GRAD_TOL[F64])
 
 
 # ---- backward with only some output gradients defined -----------------------------------------------------
@@ -403,11 +387,11 @@ def test_compile_fullgraph(cell):
     inputs = grad_inputs(cell, x, h0, c0, weights)
     compiled = torch.compile(loss, fullgraph=True, backend="aot_eager")
     eager_loss, compiled_loss = loss(x, h0, c0, *weights), compiled(x, h0, c0, *weights)
-    check_close(compiled_loss, eager_loss, "compiled loss")
+    assert_close(compiled_loss, eager_loss, "compiled loss")
     eager = torch.autograd.grad(eager_loss, [t for t in inputs if t is not None])
     got = torch.autograd.grad(compiled_loss, [t for t in inputs if t is not None])
     for a, b in zip(got, eager):
-        check_close(a, b, "compiled gradient", rtol=0, atol=0)
+        assert_close(a, b, "compiled gradient", rtol=0, atol=0)
 
 
 # ---- layouts, empty shapes, threads -----------------------------------------------------------------------
@@ -432,13 +416,13 @@ def test_strided_inputs_match_contiguous(cell):
     for what, (xv, bf) in views.items():
         got = call_op(cell, xv, h0, c0, weights, batch_first=bf)
         y = got[0].transpose(0, 1) if bf else got[0]
-        check_close(y, expected[0], f"y with x {what}", rtol=1e-12, atol=1e-12)
-        check_close(got[-1], expected[-1], f"saved with x {what}", rtol=1e-12, atol=1e-12)
+        assert_close(y, expected[0], f"y with x {what}", rtol=1e-12, atol=1e-12)
+        assert_close(got[-1], expected[-1], f"saved with x {what}", rtol=1e-12, atol=1e-12)
 
     # broadcast x: one sequence repeated B times (stride 0 over b)
     x1 = x[:, :1].expand(T, B, D)
     got = call_op(cell, x1, h0, c0, weights)
-    check_close(got[0], call_op(cell, x1.contiguous(), h0, c0, weights)[0], "y with broadcast x", rtol=0, atol=0)
+    assert_close(got[0], call_op(cell, x1.contiguous(), h0, c0, weights)[0], "y with broadcast x", rtol=0, atol=0)
 
     # backward: grad_y as half of a wider buffer, and broadcast
     saved = expected[-1]
@@ -458,7 +442,7 @@ def test_strided_inputs_match_contiguous(cell):
             got = OPS.gru_backward(x, h0, weights[0], weights[1], saved, None, gv, None, False, False, ra)
             want = OPS.gru_backward(x, h0, weights[0], weights[1], saved, None, gv.contiguous(), None, False, False, ra)
         for a, b, name in zip(got, want, INPUT_NAMES["lstm" if is_lstm(cell) else "gru"]):
-            check_close(a, b, f"{name} with grad_y {what}", rtol=1e-12, atol=1e-12)
+            assert_close(a, b, f"{name} with grad_y {what}", rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("batch_first", [False, True], ids=["tm", "bf"])
@@ -471,19 +455,19 @@ def test_empty_time_or_batch(cell, batch_first):
     outs = call_op(cell, x, h0, c0, weights, torch.zeros(2, dtype=torch.int64), batch_first)
     assert outs[0].shape == ((2, 0, H) if batch_first else (0, 2, H))
     assert outs[-1].shape == (0, 2, (6 if is_lstm(cell) else 5) * H)
-    check_close(outs[1], h0, "h_n with T = 0", rtol=0, atol=0)
+    assert_close(outs[1], h0, "h_n with T = 0", rtol=0, atol=0)
     if is_lstm(cell):
-        check_close(outs[2], c0, "c_n with T = 0", rtol=0, atol=0)
+        assert_close(outs[2], c0, "c_n with T = 0", rtol=0, atol=0)
     outs = call_op(cell, x, None, None, weights, None, batch_first)
     assert torch.count_nonzero(outs[1]) == 0
     # backward with T = 0: grad_h0 = grad_h_n, weight gradients zero
     g = torch.randn(2, H)
     if is_lstm(cell):
         grads = OPS.lstm_backward(x, h0, c0, weights[0], weights[1], outs[-1], None, None, g, None, batch_first, False)
-        check_close(grads[2], torch.zeros(2, H), "grad_c0 with T = 0", rtol=0, atol=0)
+        assert_close(grads[2], torch.zeros(2, H), "grad_c0 with T = 0", rtol=0, atol=0)
     else:
         grads = OPS.gru_backward(x, h0, weights[0], weights[1], outs[-1], None, None, g, batch_first, False, True)
-    check_close(grads[1], g, "grad_h0 with T = 0", rtol=0, atol=0)
+    assert_close(grads[1], g, "grad_h0 with T = 0", rtol=0, atol=0)
     assert grads[0].shape == x.shape and all(torch.count_nonzero(t) == 0 for t in grads[-4:])
 
     # the fake kernels agree with the real ones on empty shapes too
@@ -510,8 +494,8 @@ def test_zero_length_sequence_keeps_initial_state():
     weights = make_weights("lstm", D, H, F64, requires_grad=False)
     x, h0, c0 = make_inputs("lstm", T, B, D, H, F64, requires_grad=False)
     y, h_n, c_n, saved = OPS.lstm(x, h0, c0, *weights, torch.tensor([0, 4]), False, False)
-    check_close(h_n[0], h0[0], "h_n of a zero-length sequence", rtol=0, atol=0)
-    check_close(c_n[0], c0[0], "c_n of a zero-length sequence", rtol=0, atol=0)
+    assert_close(h_n[0], h0[0], "h_n of a zero-length sequence", rtol=0, atol=0)
+    assert_close(c_n[0], c0[0], "c_n of a zero-length sequence", rtol=0, atol=0)
     assert torch.count_nonzero(y[:, 0]) == 0 and torch.count_nonzero(saved[:, 0]) == 0
     assert torch.count_nonzero(y[:, 1]) > 0
 
@@ -546,183 +530,31 @@ def test_results_do_not_depend_on_thread_count(cell):
         assert torch.equal(a, b), f"result {i} changed with the thread count: max |diff| {(a - b).abs().max()}"
 
 
-# ---- bad arguments ----------------------------------------------------------------------------------------
-
-T_, B_, D_, H_ = 4, 3, 5, 6
-
-
-def _valid(cell):
-    """Valid keyword arguments of the forward op (and, with 'saved', of the backward op)."""
-    weights = make_weights(cell, D_, H_, F32, requires_grad=False)
-    x, h0, c0 = make_inputs(cell, T_, B_, D_, H_, F32, requires_grad=False)
-    args = dict(x=x, h0=h0, w_ih=weights[0], w_hh=weights[1], b_ih=weights[2], b_hh=weights[3])
-    args.update(lengths=torch.tensor([4, 0, 2]), batch_first=False, reverse=False)
-    if is_lstm(cell):
-        args["c0"] = c0
-    else:
-        args["reset_after"] = True
-    return args
-
-
-def _fwd(cell, args):
-    if is_lstm(cell):
-        keys = ["x", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "lengths", "batch_first", "reverse"]
-        return OPS.lstm(*[args[k] for k in keys])
-    keys = ["x", "h0", "w_ih", "w_hh", "b_ih", "b_hh", "lengths", "batch_first", "reverse", "reset_after"]
-    return OPS.gru(*[args[k] for k in keys])
-
-
-def _bwd(cell, args):
-    if is_lstm(cell):
-        keys = ["x", "h0", "c0", "w_ih", "w_hh", "saved", "lengths", "grad_y", "grad_h_n", "grad_c_n"]
-        return OPS.lstm_backward(*[args[k] for k in keys], args["batch_first"], args["reverse"])
-    keys = ["x", "h0", "w_ih", "w_hh", "saved", "lengths", "grad_y", "grad_h_n"]
-    return OPS.gru_backward(*[args[k] for k in keys], args["batch_first"], args["reverse"], args["reset_after"])
-
-
-G4, G3 = 4 * H_, 3 * H_
-# (cells, description, changes to the valid arguments, argument the message must name, expected text)
-BAD_FORWARD = [
-    ("all", "x int32", lambda a: dict(x=a["x"].to(torch.int32)), "x", "float32 or float64"),
-    ("all", "x int64", lambda a: dict(x=a["x"].to(torch.int64)), "x", "float32 or float64"),
-    ("all", "x bool", lambda a: dict(x=a["x"] > 0), "x", "float32 or float64"),
-    ("all", "x float16", lambda a: dict(x=a["x"].half()), "x", "float32 or float64"),
-    ("all", "w_ih float64", lambda a: dict(w_ih=a["w_ih"].double()), "w_ih", "same dtype as x"),
-    ("all", "w_hh float64", lambda a: dict(w_hh=a["w_hh"].double()), "w_hh", "same dtype as x"),
-    ("all", "h0 float64", lambda a: dict(h0=a["h0"].double()), "h0", "same dtype as x"),
-    ("lstm", "c0 int32", lambda a: dict(c0=a["c0"].int()), "c0", "same dtype as x"),
-    ("all", "b_hh float64", lambda a: dict(b_hh=a["b_hh"].double()), "b_hh", "same dtype as x"),
-    ("all", "x 2-D", lambda a: dict(x=a["x"][0]), "x", "3-D"),
-    ("all", "x 4-D", lambda a: dict(x=a["x"].unsqueeze(0)), "x", "3-D"),
-    ("all", "x without features", lambda a: dict(x=a["x"][..., :0]), "x", "D >= 1"),
-    ("all", "w_ih 1-D", lambda a: dict(w_ih=a["w_ih"].flatten()), "w_ih", "2-D"),
-    ("all", "w_hh 3-D", lambda a: dict(w_hh=a["w_hh"].unsqueeze(0)), "w_hh", "2-D"),
-    ("all", "D mismatch", lambda a: dict(w_ih=torch.zeros(a["w_ih"].shape[0], D_ + 1)), "w_ih", r"\*H, D\)"),
-    ("all", "w_ih rows != G*H", lambda a: dict(w_ih=torch.zeros(a["w_ih"].shape[0] + 1, D_)), "w_ih", r"\*H, D\)"),
-    ("all", "H mismatch", lambda a: dict(w_hh=torch.zeros(a["w_hh"].shape[0], H_ + 1)), "w_hh", r"\*H, H\)"),
-    ("lstm", "GRU weights", lambda a: dict(w_hh=torch.zeros(G3, H_)), "w_hh", r"4\*H, H"),
-    ("gru", "LSTM weights", lambda a: dict(w_hh=torch.zeros(G4, H_)), "w_hh", r"3\*H, H"),
-    ("all", "w_hh with H = 0", lambda a: dict(w_hh=torch.zeros(0, 0)), "w_hh", "H >= 1"),
-    ("all", "h0 (B+1, H)", lambda a: dict(h0=torch.zeros(B_ + 1, H_)), "h0", r"\(B, H\) = \(3, 6\)"),
-    ("all", "h0 (B, H+1)", lambda a: dict(h0=torch.zeros(B_, H_ + 1)), "h0", r"\(B, H\)"),
-    ("all", "h0 (1, B, H)", lambda a: dict(h0=torch.zeros(1, B_, H_)), "h0", "3-D tensor"),
-    ("lstm", "c0 (B, H-1)", lambda a: dict(c0=torch.zeros(B_, H_ - 1)), "c0", r"\(B, H\)"),
-    ("all", "b_ih too long", lambda a: dict(b_ih=torch.zeros(a["b_ih"].shape[0] + 1)), "b_ih", r"\*H,\)"),
-    ("all", "b_hh 2-D", lambda a: dict(b_hh=a["b_hh"].unsqueeze(0)), "b_hh", r"\*H,\)"),
-    ("all", "lengths > T", lambda a: dict(lengths=torch.tensor([4, 5, 0])), "lengths", r"lengths\[1\] = 5"),
-    ("all", "lengths < 0", lambda a: dict(lengths=torch.tensor([4, -1, 0])), "lengths", r"\[0, T\] = \[0, 4\]"),
-    ("all", "lengths int32", lambda a: dict(lengths=a["lengths"].int()), "lengths", "int64"),
-    ("all", "lengths float", lambda a: dict(lengths=a["lengths"].float()), "lengths", "int64"),
-    ("all", "lengths (B+1,)", lambda a: dict(lengths=torch.tensor([1, 1, 1, 1])), "lengths", r"\(B,\) = \(3,\)"),
-    ("all", "lengths (B, 1)", lambda a: dict(lengths=a["lengths"].unsqueeze(1)), "lengths", r"\(B,\)"),
-    ("all", "batch_first mismatch", lambda a: dict(batch_first=True), "h0", r"\(B, H\) = \(4, 6\)"),
-    ("all", "h0 on meta", lambda a: dict(h0=a["h0"].to("meta")), "h0", "device"),
-    ("all", "w_hh on meta", lambda a: dict(w_hh=a["w_hh"].to("meta")), "w_hh", "device"),
-]
-
-
-def _cells_of(which):
-    return CELLS if which == "all" else (["lstm"] if which == "lstm" else ["gru", "gru_reset_before"])
-
-
-def _cases(table):
-    for which, what, change, arg, text in table:
-        for cell in _cells_of(which):
-            yield pytest.param(cell, change, arg, text, id=f"{cell}-{what}")
-
-
-def _expect_error(fn, op, arg, text):
-    with pytest.raises(RuntimeError) as info:
-        fn()
-    msg = str(info.value)
-    assert f"'{arg}'" in msg, f"the message does not name argument {arg!r}: {msg}"
-    assert f"tsrnn::{op}" in msg, f"the message does not name the op: {msg}"
-    assert re.search(text, msg), f"expected {text!r} in: {msg}"
-
-
-@pytest.mark.parametrize("cell,change,arg,text", list(_cases(BAD_FORWARD)))
-def test_bad_forward_arguments(cell, change, arg, text):
-    args = _valid(cell)
-    _fwd(cell, args)  # the valid call works
-    args.update(change(args))
-    _expect_error(lambda: _fwd(cell, args), "lstm" if is_lstm(cell) else "gru", arg, text)
-
-
-def _valid_backward(cell):
-    args = _valid(cell)
-    outs = _fwd(cell, args)
-    torch.manual_seed(15)
-    args.update(saved=outs[-1], grad_y=torch.randn_like(outs[0]), grad_h_n=torch.randn_like(outs[1]))
-    if is_lstm(cell):
-        args["grad_c_n"] = torch.randn_like(outs[2])
-    return args
-
-
-BAD_BACKWARD = [
-    ("lstm", "saved (T, B, 5H)", lambda a: dict(saved=torch.zeros(T_, B_, 5 * H_)), "saved", r"6\*H\) = \(4, 3, 36\)"),
-    ("gru", "saved (T, B, 6H)", lambda a: dict(saved=torch.zeros(T_, B_, 6 * H_)), "saved", r"5\*H\) = \(4, 3, 30\)"),
-    ("all", "saved batch-first", lambda a: dict(saved=a["saved"].transpose(0, 1)), "saved", r"\(T, B, "),
-    ("all", "saved float64", lambda a: dict(saved=a["saved"].double()), "saved", "same dtype as x"),
-    ("all", "saved 2-D", lambda a: dict(saved=a["saved"][0]), "saved", "2-D tensor"),
-    ("all", "grad_y (T, B, H+1)", lambda a: dict(grad_y=torch.zeros(T_, B_, H_ + 1)), "grad_y", r"\(T, B, H\)"),
-    ("all", "grad_y batch-first", lambda a: dict(grad_y=torch.zeros(B_, T_, H_)), "grad_y", r"\(T, B, H\)"),
-    ("all", "grad_y float64", lambda a: dict(grad_y=a["grad_y"].double()), "grad_y", "same dtype"),
-    ("all", "grad_h_n (B+1, H)", lambda a: dict(grad_h_n=torch.zeros(B_ + 1, H_)), "grad_h_n", r"\(B, H\)"),
-    ("lstm", "grad_c_n (H,)", lambda a: dict(grad_c_n=torch.zeros(H_)), "grad_c_n", r"\(B, H\)"),
-    ("all", "x int32", lambda a: dict(x=a["x"].int()), "x", "float32 or float64"),
-    ("all", "h0 wrong shape", lambda a: dict(h0=torch.zeros(B_, 1)), "h0", r"\(B, H\)"),
-    ("all", "D mismatch", lambda a: dict(w_ih=torch.zeros(a["w_ih"].shape[0], 2)), "w_ih", r"\*H, D\)"),
-    ("all", "lengths > T", lambda a: dict(lengths=torch.tensor([9, 0, 0])), "lengths", r"\[0, T\]"),
-    ("all", "lengths int32", lambda a: dict(lengths=a["lengths"].int()), "lengths", "int64"),
-    ("all", "saved on meta", lambda a: dict(saved=a["saved"].to("meta")), "saved", "device"),
-]
-
-
-@pytest.mark.parametrize("cell,change,arg,text", list(_cases(BAD_BACKWARD)))
-def test_bad_backward_arguments(cell, change, arg, text):
-    args = _valid_backward(cell)
-    _bwd(cell, args)  # the valid call works
-    args.update(change(args))
-    _expect_error(lambda: _bwd(cell, args), "lstm_backward" if is_lstm(cell) else "gru_backward", arg, text)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cpu_kernel_rejects_cuda_state():
-    args = _valid("lstm")
-    args["h0"] = args["h0"].cuda()
-    with pytest.raises(RuntimeError):  # the CPU kernel names h0; without a CUDA kernel the dispatcher refuses
-        _fwd("lstm", args)
+# ---- the Python wrappers ------------------------------------------------------------------------------------
 
 
 def test_wrappers_default_arguments():
-    args = _valid("gru")
+    args = op_args("gru")
     y, h_n, saved = _ops.gru(args["x"], args["h0"], args["w_ih"], args["w_hh"], args["b_ih"], args["b_hh"])
     ref = gru_reference(args["x"], args["h0"], args["w_ih"], args["w_hh"], args["b_ih"], args["b_hh"])
-    check_close(y, ref[0], "gru wrapper y")
-    args = _valid("lstm")
+    assert_close(y, ref[0], "gru wrapper y")
+    args = op_args("lstm")
     y, h_n, c_n, saved = _ops.lstm(
         args["x"], args["h0"], args["c0"], args["w_ih"], args["w_hh"], args["b_ih"], args["b_hh"], reverse=True
     )
     ref = lstm_reference(
         args["x"], args["h0"], args["c0"], args["w_ih"], args["w_hh"], args["b_ih"], args["b_hh"], reverse=True
     )
-    check_close(y, ref[0], "lstm wrapper y")
+    assert_close(y, ref[0], "lstm wrapper y")
 
 
 # ---- LSTM projection (w_hr, nn.LSTM's proj_size) ------------------------------------------------------------
 
-P_ = 2
+T_, B_, D_, H_, P_ = 4, 3, 5, 6, 2  # lstm_projection_args' defaults
 
 
-def _proj_args(dtype=F64, seed=20):
-    """A valid projected LSTM call: w_hh (4H, P), h0 (B, P), w_hr (P, H); lengths with a 0."""
-    g = torch.Generator().manual_seed(seed)
-    r = lambda *s: torch.randn(*s, dtype=dtype, generator=g)  # noqa: E731
-    return dict(
-        x=r(T_, B_, D_), h0=r(B_, P_), c0=r(B_, H_), w_ih=r(4 * H_, D_) / 3, w_hh=r(4 * H_, P_) / 3,
-        b_ih=r(4 * H_) / 3, b_hh=r(4 * H_) / 3, lengths=torch.tensor([4, 0, 2]), batch_first=False, reverse=False,
-        w_hr=r(P_, H_) / 3,
-    )
+def _proj_args(dtype=F64):
+    return lstm_projection_args(T_, B_, D_, H_, P_, dtype)
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -739,13 +571,13 @@ def test_projection_matches_reference_with_saved_and_gradients(reverse, batch_fi
     theirs = lstm_reference(**args)
     assert ours[3].shape == (T_, B_, 6 * H_ + P_)
     for name, a, b in zip(["y", "h_n", "c_n", "saved"], ours, theirs):
-        check_close(a, b, name, **OUT_TOL[F64])
+        assert_close(a, b, name, **OUT_TOL[F64])
     g = torch.Generator().manual_seed(3)
     cot = [torch.randn(o.shape, dtype=F64, generator=g) for o in ours[:3]]
     got = torch.autograd.grad(sum((o * c).sum() for o, c in zip(ours[:3], cot)), [args[k] for k in diff])
     want = torch.autograd.grad(sum((o * c).sum() for o, c in zip(theirs[:3], cot)), [args[k] for k in diff])
     for name, a, b in zip(diff, got, want):
-        check_close(a, b, f"grad {name}", **GRAD_TOL[F64])
+        assert_close(a, b, f"grad {name}", **GRAD_TOL[F64])
 
 
 def test_projection_opcheck_and_gradcheck():
@@ -758,38 +590,3 @@ def test_projection_opcheck_and_gradcheck():
         return OPS.lstm(**a)[:3]
 
     assert torch.autograd.gradcheck(f, tuple(args[k].clone().requires_grad_() for k in diff), eps=1e-6, atol=1e-7)
-
-
-BAD_PROJECTION = [
-    ("w_hr with P = H", dict(w_hr=torch.zeros(H_, H_), w_hh=torch.zeros(4 * H_, H_)), "w_hr", "1 <= P < H"),
-    ("w_hr 1-D", dict(w_hr=torch.zeros(P_ * H_)), "w_hr", "2-D"),
-    ("w_hr columns != H", dict(w_hr=torch.zeros(P_, H_ + 1)), "w_hr", r"\(P, H\)"),
-    ("w_hr float64", dict(w_hr=torch.zeros(P_, H_, dtype=F64)), "w_hr", "same dtype as x"),
-    ("w_hh (4H, H) with w_hr", dict(w_hh=torch.zeros(4 * H_, H_)), "w_hh", r"4\*H, P"),
-    ("h0 (B, H) with w_hr", dict(h0=torch.zeros(B_, H_)), "h0", r"\(B, P\)"),
-    ("c0 (B, P) with w_hr", dict(c0=torch.zeros(B_, P_)), "c0", r"\(B, H\)"),
-]
-
-
-@pytest.mark.parametrize("change,arg,text", [pytest.param(*c[1:], id=c[0]) for c in BAD_PROJECTION])
-def test_bad_projection_arguments(change, arg, text):
-    args = _proj_args(F32)
-    OPS.lstm(**args)  # the valid call works
-    args.update(change)
-    _expect_error(lambda: OPS.lstm(**args), "lstm", arg, text)
-
-
-def test_projection_backward_checks_grad_shapes():
-    args = _proj_args(F32)
-    y, h_n, c_n, saved = OPS.lstm(**args)
-    bwd = {k: args[k] for k in ["x", "h0", "c0", "w_ih", "w_hh", "lengths", "batch_first", "reverse", "w_hr"]}
-    grads = OPS.lstm_backward(**bwd, saved=saved, grad_y=torch.ones_like(y), grad_h_n=None, grad_c_n=None)
-    assert grads[-1].shape == (P_, H_) and grads[4].shape == (4 * H_, P_) and grads[1].shape == (B_, P_)
-    _expect_error(
-        lambda: OPS.lstm_backward(**bwd, saved=saved[..., :-1], grad_y=None, grad_h_n=None, grad_c_n=None),
-        "lstm_backward", "saved", r"6\*H \+ P",
-    )
-    _expect_error(
-        lambda: OPS.lstm_backward(**bwd, saved=saved, grad_y=torch.ones(T_, B_, H_), grad_h_n=None, grad_c_n=None),
-        "lstm_backward", "grad_y", r"\(T, B, P\)",
-    )
