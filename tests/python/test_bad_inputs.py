@@ -1,4 +1,4 @@
-"""Bad and extreme inputs (issue #7, "Reliability"): every case ends either in a clear error whose message names
+"""Bad and extreme inputs: every case ends either in a clear error whose message names
 the problem, or in exactly nn.LSTM's / nn.GRU's result with identical weights (outputs, final states and every
 gradient; NaN where nn.* has NaN).
 

@@ -1,4 +1,4 @@
-"""Concurrency (issue #7): several Python threads calling the tsrnn modules and ops at the same time (forward
+"""Concurrency: several Python threads calling the tsrnn modules and ops at the same time (forward
 and backward) get bitwise the results of the same calls made one after the other.
 
 Each thread gets its own input (so a result that leaked from another thread's call would show) and repeats

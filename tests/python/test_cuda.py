@@ -7,7 +7,7 @@ step and of a PackedSequence call; opcheck; the arguments the CUDA registration 
 Everything skips, with the reason, when torch.cuda.is_available() is False (the project machines and CI) or when
 this build of tsrnn has no CUDA kernels registered (TSRNN_WITH_CUDA off).
 
-Tolerances (shared/DESIGN.md): fp32 outputs within torch.testing.assert_close's defaults, fp32 gradients rtol 1e-4 /
+Tolerances: fp32 outputs within torch.testing.assert_close's defaults, fp32 gradients rtol 1e-4 /
 atol 1e-5 (atol scaled by sqrt(H / 32) for the long sums of the large-H cases). A failure names the worst element.
 """
 

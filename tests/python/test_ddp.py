@@ -1,4 +1,4 @@
-"""DistributedDataParallel (issue #7): the notebook's forecaster (tsrnn.app.forecast.TorchRNNForecaster with
+"""DistributedDataParallel: the notebook's forecaster (tsrnn.app.forecast.TorchRNNForecaster with
 backend='tsrnn', LSTM and GRU) trained by 2 processes (gloo, CPU, file store), each on half of every batch,
 gets the gradients (and, after the notebook's clipped Adam steps, the parameters) of one process training on
 the full batches, to float tolerance.

@@ -1,4 +1,4 @@
-"""Determinism (issue #7): tsrnn.LSTM / tsrnn.GRU on the CPU in fp32 give bitwise identical outputs, final
+"""Determinism: tsrnn.LSTM / tsrnn.GRU on the CPU in fp32 give bitwise identical outputs, final
 states and gradients run to run, and with torch.set_num_threads(1) (or 3) as with 2 threads.
 
 Gradients are taken with torch.autograd.grad against fixed cotangents (no loss reduction in torch, whose own

@@ -1,7 +1,7 @@
 """torch.ops.tsrnn.* (one layer, one direction) against nn.LSTM / nn.GRU, the pure-torch reference, gradcheck,
 and opcheck (the bad arguments the shim must reject are in test_op_errors.py).
 
-Tolerances (shared/DESIGN.md): fp32 outputs within assert_close defaults, fp32 gradients rtol 1e-4 / atol 1e-5,
+Tolerances: fp32 outputs within assert_close defaults, fp32 gradients rtol 1e-4 / atol 1e-5,
 fp64 everything within 1e-10. A failure names the worst element.
 """
 

@@ -10,7 +10,7 @@ any instance of those.)
 ``proj_size`` is the kernel's projection ``w_hr`` (applied inside its time loop), and dropout is applied between
 layers in training mode, as nn.* does. The common call (one layer, one direction, a 3-D tensor, no hx, no
 return_gates) calls its op directly, without the generic path's argument handling and layer loop: the same op
-call and the same results (tests/python/test_single_layer_path.py), half of the module's Python time at B = 1.
+call and the same results (tests/python/test_single_layer_path.py), for the per-call cost of small calls.
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ _GRU_OP = torch.ops.tsrnn.gru.default
 
 def _op_dispatch(need_grad: bool):
     """Where the op calls of one forward go: through autograd when a gradient can flow (or while compiling), else
-    straight below it, which skips torch.library's Python autograd wrapper (about half of the per-call overhead
-    at B = 1, T = 1)."""
+    straight below it, which skips torch.library's Python autograd wrapper (a large part of a small call's cost)."""
     if need_grad or torch.compiler.is_compiling():
         return contextlib.nullcontext()
     return torch._C._AutoDispatchBelowAutograd()
@@ -94,8 +93,8 @@ class _TsrnnRNNMixin:
         """(output, final states stacked as nn.* returns them) when ``forward`` can skip the generic path: one layer
         in one direction, a batched tensor input nn.*'s check_input accepts (same dtype as the weights, last size
         input_size), no hx and no return_gates; else None. Anything else, errors included, takes ``_run``.
-        The same op call as ``_run`` makes, without its argument handling and layer loop: the B = 1 streaming
-        call's path, about half of the module's Python time per call."""
+        The same op call as ``_run`` makes, without its argument handling and layer loop (the path of small
+        streaming calls, B = 1)."""
         if hx is not None or return_gates or self.num_layers != 1 or self.bidirectional:
             return None
         if not isinstance(input, Tensor) or input.dim() != 3:
@@ -130,7 +129,7 @@ class _TsrnnRNNMixin:
 
         When no gradient can flow (grad mode off, or nothing requires grad) the kernels keep no activations unless
         return_gates asks for them, and the ops are called below the autograd dispatch key, so the call skips the
-        Python autograd wrapper of torch.library (about half of the per-call overhead at B = 1, T = 1)."""
+        Python autograd wrapper of torch.library."""
         x, lengths, states, is_batched, packed = self._prepare(input, hx, num_states)
         need_grad = self._grad_can_flow(x, states)
         with _op_dispatch(need_grad):

@@ -6,8 +6,8 @@ A figure from an unvalidated point is never reported.
 
 Each sample times a block of `number` calls in a row (timeit's way), the same number for both sides, enough that
 the faster side's block lasts MIN_SAMPLE_SECONDS; points whose calls take longer time one call per sample. Timing
-single calls of a few microseconds A B A B measures each call with caches and branch predictors just filled by the
-other library's call: at B=1 T=1 (LSTM forward) that made tsrnn's call 31.6 us instead of 19.1.
+single calls of a few microseconds A B A B would measure each call with caches and branch predictors just filled by
+the other library's call.
 
 On CUDA, blocks are timed with CUDA events. nn.* runs cuDNN, which by default uses TF32 for fp32 RNNs
 (torch.backends.cudnn.allow_tf32): validation runs both sides in true fp32 (TF32 off), and nn.* is timed twice,
@@ -76,7 +76,7 @@ def flops(p: Point) -> float:
 
 def grid(cells=("lstm", "gru"), modes=("forward", "train"), Hs=GRID_H, Bs=GRID_B, Ts=GRID_T, device="cpu",
          named=True) -> list[Point]:
-    """The issue's grid (D = H), plus the notebook shape and the named points, without duplicates."""
+    """The grid (D = H), plus the notebook shape and the named points, without duplicates."""
     shapes = [dict(B=B, T=T, D=H, H=H) for H, B, T in itertools.product(Hs, Bs, Ts)]
     if named:
         shapes = NAMED + [s for s in shapes if s not in NAMED]

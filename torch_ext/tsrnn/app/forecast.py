@@ -1,6 +1,6 @@
 """The seed notebook's one-step-ahead forecaster, with a backend switch between tsrnn and torch.nn.
 
-Data, model and training follow shared/seed/notebook.txt: a toy series (n=900, noise 0.18, seed 42), a 70/30
+Data, model and training follow the notebook the project grew from: a toy series (n=900, noise 0.18, seed 42), a 70/30
 time split, scaling by the train mean/std, windows of 60 values -> the next value, an LSTM or GRU of hidden size
 32 with a linear head on the last hidden state, Adam (lr 1e-3), batch 64 shuffled, gradient clipping at 1.0.
 """
