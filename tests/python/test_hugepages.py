@@ -1,4 +1,4 @@
-"""Large CPU outputs ask for transparent huge pages (shim/prepare.h, empty): MADV_HUGEPAGE on the 2 MiB-aligned
+"""Large CPU outputs ask for transparent huge pages (shim/cpu_memory.cpp, empty): MADV_HUGEPAGE on the 2 MiB-aligned
 inside of every new CPU tensor of at least 4 MiB, before the kernel writes it; TSRNN_CPU_HUGEPAGES=0 turns it off.
 
 Checked where the kernel shows it: the VmFlags of the mapping in /proc/self/smaps ("hg" = MADV_HUGEPAGE)."""
