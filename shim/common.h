@@ -260,28 +260,26 @@ inline std::optional<Tensor> check_lengths(const ArgCheck &c, const std::optiona
     return lc;
 }
 
-// Element counts of the call must fit the kernels' limit (kernels/common/api.c: TSRNN_MAX_ELEMS = INT64_MAX / 8).
+// Element counts of the call must fit the kernels' limit (tsrnn.h: TSRNN_MAX_ELEMENTS).
 // Checked before anything is copied or allocated: a huge (e.g. stride-0 expanded) input gets this message instead
 // of an allocator failure whose text the stable ABI does not carry.
 inline void check_counts(const ArgCheck &c, const Sizes &s) {
     const int64_t widest = std::max(s.D, std::max(s.S, s.R));
     int64_t tb = 0, n = 0;
     const bool ok = !__builtin_mul_overflow(s.T, s.B, &tb) && !__builtin_mul_overflow(tb, widest, &n) &&
-                    n <= INT64_MAX / 8;
+                    n <= TSRNN_MAX_ELEMENTS;
     if (!ok)
         c.fail("x", "is too large: T*B*max(D, S) = " + std::to_string(s.T) + "*" + std::to_string(s.B) + "*" +
                         std::to_string(widest) + " elements overflow the kernels' int64 element counts");
 }
 
 // A sequence input (x, grad_y) whose (t, b) strides can be handed to the kernel as they are: last dimension
-// contiguous and rows nested (time-major or batch-first without overlap). Otherwise a contiguous copy.
+// contiguous and rows nested as tsrnn.h wants output rows (grad_y shares y's strides in the desc). Otherwise a
+// contiguous copy.
 inline Tensor seq_input(const Tensor &t, const Sizes &s) {
-    const int64_t W = t.size(2), T = s.T, B = s.B;
-    const int64_t st = s.stride_t(t), sb = s.stride_b(t);
+    const int64_t W = t.size(2);
     const bool inner_ok = W == 1 || t.stride(2) == 1;
-    const bool time_major = (B == 1 || sb >= W) && (T == 1 || st >= (B - 1) * sb + W);
-    const bool batch_major = (T == 1 || st >= W) && (B == 1 || sb >= (T - 1) * st + W);
-    if (inner_ok && (time_major || batch_major)) return t;
+    if (inner_ok && tsrnn_rows_nested(s.T, s.B, W, s.stride_t(t), s.stride_b(t))) return t;
     return torch::stable::contiguous(t);
 }
 

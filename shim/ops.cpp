@@ -1,5 +1,5 @@
 // The op schemas of the tsrnn namespace, written once. Implementations register per device:
-// shim/cpu.cpp (CPU), shim/ops_cuda.cpp (CUDA, built only against a CUDA torch).
+// shim/ops_cpu.cpp (CPU), shim/ops_cuda.cpp (CUDA, built only against a CUDA torch).
 //
 // One op = one layer, one direction, one cell. Sequence tensors are (T, B, *) or (B, T, *) when batch_first;
 // hidden states (B, R) and cell states (B, H); w_ih (G*H, D), w_hh (G*H, R), biases (G*H); lengths int64 CPU (B,);

@@ -1,6 +1,6 @@
-// CUDA registration of the tsrnn ops: the shared preparation (shim/prepare.h: checks, outputs on x's device, desc),
-// then the CUDA kernels of tsrnn.h (tsrnn_{lstm,gru}_{fwd,bwd}_cuda_f32) queued on PyTorch's current stream of that
-// device. Schemas: shim/ops.cpp.
+// CUDA registration of the tsrnn ops: the shared preparation (shim/prepare.h: checks, outputs on x's device from
+// torch's caching allocator, desc), then the CUDA kernels of tsrnn.h (tsrnn_{lstm,gru}_{fwd,bwd}_cuda_f32) queued on
+// PyTorch's current stream of that device. Schemas: shim/ops.cpp.
 //
 // Built only against a CUDA build of torch (cmake/cuda.cmake): aoti_torch_get_current_cuda_stream exists only there.
 // fp32 only; every tensor on x's device; lengths stays a CPU int64 tensor (the kernels copy it to the device
@@ -54,7 +54,7 @@ struct CudaCall {
     template <class Call>
     void run(tsrnn_cell cell, tsrnn_pass pass, tsrnn_desc &d, const Tensor &x, const char *name, Call &&call) const {
         d.stream = stream;
-        const Workspace ws = workspace(check, cell, pass, TSRNN_BACKEND_CUDA, d, x);
+        const Workspace ws = workspace(check, kPlainMemory, cell, pass, TSRNN_BACKEND_CUDA, d, x);
         check.status(call(ws), name);
     }
 
@@ -72,8 +72,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_cuda(Tensor x, OptTensor h0, Opt
                                                      bool need_saved) {
     const CudaCall call("tsrnn::lstm", x);
     call.no_projection(w_hr);
-    Forward f = prepare_forward(call.check, TSRNN_CELL_LSTM, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, lengths,
-                                batch_first, reverse, false, need_saved);
+    Forward f = prepare_forward(call.check, kPlainMemory, TSRNN_CELL_LSTM, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr,
+                                lengths, batch_first, reverse, false, need_saved);
     if (f.run)
         call.run(TSRNN_CELL_LSTM, TSRNN_PASS_FWD, f.desc, x, "tsrnn_lstm_fwd_cuda_f32", [&](const Workspace &ws) {
             return tsrnn_lstm_fwd_cuda_f32(&f.desc, in<float>(f.x), ptr<float>(f.h0), ptr<float>(f.c0),
@@ -90,8 +90,8 @@ lstm_backward_cuda(Tensor x, OptTensor h0, OptTensor c0, Tensor w_ih, Tensor w_h
                    OptTensor w_hr) {
     const CudaCall call("tsrnn::lstm_backward", x);
     call.no_projection(w_hr);
-    Backward g = prepare_backward(call.check, TSRNN_CELL_LSTM, x, h0, c0, w_ih, w_hh, w_hr, saved, lengths, grad_y,
-                                  grad_h_n, grad_c_n, batch_first, reverse, false);
+    Backward g = prepare_backward(call.check, kPlainMemory, TSRNN_CELL_LSTM, x, h0, c0, w_ih, w_hh, w_hr, saved,
+                                  lengths, grad_y, grad_h_n, grad_c_n, batch_first, reverse, false);
     if (g.run)
         call.run(TSRNN_CELL_LSTM, TSRNN_PASS_BWD, g.desc, x, "tsrnn_lstm_bwd_cuda_f32", [&](const Workspace &ws) {
             return tsrnn_lstm_bwd_cuda_f32(&g.desc, in<float>(g.x), ptr<float>(g.h0), ptr<float>(g.c0),
@@ -111,7 +111,7 @@ std::tuple<Tensor, Tensor, Tensor> gru_cuda(Tensor x, OptTensor h0, Tensor w_ih,
                                             OptTensor b_hh, OptTensor lengths, bool batch_first, bool reverse,
                                             bool reset_after, bool need_saved) {
     const CudaCall call("tsrnn::gru", x);
-    Forward f = prepare_forward(call.check, TSRNN_CELL_GRU, x, h0, std::nullopt, w_ih, w_hh, b_ih, b_hh,
+    Forward f = prepare_forward(call.check, kPlainMemory, TSRNN_CELL_GRU, x, h0, std::nullopt, w_ih, w_hh, b_ih, b_hh,
                                 std::nullopt, lengths, batch_first, reverse, reset_after, need_saved);
     if (f.run)
         call.run(TSRNN_CELL_GRU, TSRNN_PASS_FWD, f.desc, x, "tsrnn_gru_fwd_cuda_f32", [&](const Workspace &ws) {
@@ -126,8 +126,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>
 gru_backward_cuda(Tensor x, OptTensor h0, Tensor w_ih, Tensor w_hh, Tensor saved, OptTensor lengths, OptTensor grad_y,
                   OptTensor grad_h_n, bool batch_first, bool reverse, bool reset_after) {
     const CudaCall call("tsrnn::gru_backward", x);
-    Backward g = prepare_backward(call.check, TSRNN_CELL_GRU, x, h0, std::nullopt, w_ih, w_hh, std::nullopt, saved,
-                                  lengths, grad_y, grad_h_n, std::nullopt, batch_first, reverse, reset_after);
+    Backward g = prepare_backward(call.check, kPlainMemory, TSRNN_CELL_GRU, x, h0, std::nullopt, w_ih, w_hh,
+                                  std::nullopt, saved, lengths, grad_y, grad_h_n, std::nullopt, batch_first, reverse,
+                                  reset_after);
     if (g.run)
         call.run(TSRNN_CELL_GRU, TSRNN_PASS_BWD, g.desc, x, "tsrnn_gru_bwd_cuda_f32", [&](const Workspace &ws) {
             return tsrnn_gru_bwd_cuda_f32(&g.desc, in<float>(g.x), ptr<float>(g.h0), in<float>(g.w_ih),

@@ -1,21 +1,17 @@
 // One preparation per op, shared by the CPU and CUDA registrations: every argument check, the inputs as the
-// kernel takes them (contiguous where tsrnn.h wants them so), the outputs allocated on x's device, and the
-// desc. A device file then only fills in its part of the desc (num_threads or stream), gets a workspace and
-// calls its C function. No arithmetic on tensor data happens here.
+// kernel takes them (contiguous where tsrnn.h wants them so), the outputs allocated on x's device through the
+// device's Memory (below), and the desc. A device file then only fills in its part of the desc (num_threads or
+// stream), gets a workspace and calls its C function. No arithmetic on tensor data happens here, and no memory
+// policy: that is the device's (shim/cpu_memory.h for the CPU).
 //
 // When no step runs (T = 0 or B = 0) the outputs are final already (empty sequences, the given states or zeros,
 // zero gradients) and `run` is false: the kernel is not called.
 #pragma once
 
 #include <cstdint>
-#include <cstdlib>
 #include <optional>
 #include <string>
 #include <vector>
-
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 #include "common.h"
 
@@ -27,42 +23,12 @@ using OptTensor = std::optional<Tensor>;
 
 inline Tensor zeros(const Tensor &like, std::vector<int64_t> shape) { return torch::stable::new_zeros(like, shape); }
 
-// Huge pages for a large new CPU buffer, asked for before anything touches it. A fresh large tensor (glibc maps
-// every allocation past 32 MB anew) faults on the first touch of each 4 KiB page; the kernels then write it in
-// full at once. Measured here (tests excepted, THP in "madvise" mode): a fresh 39 MB tensor, the saved
-// activations of an LSTM at B = 64, T = 100, H = 256, takes 13.6 ms to fill with 4 KiB pages and 3.3 ms with
-// MADV_HUGEPAGE. Only the 2 MiB-aligned inside of the buffer is advised, so no other allocation is affected;
-// the advice is a hint (an error or a kernel without THP changes nothing). TSRNN_CPU_HUGEPAGES=0 turns it off.
-constexpr size_t kHugePageHintBytes = size_t(4) << 20;
-
-// TSRNN_CPU_HUGEPAGES: unset or "1" on, "0" off; anything else fails every CPU call with this message.
-inline bool huge_page_hints_enabled() {
-    static const std::optional<std::string> value = []() -> std::optional<std::string> {
-        const char *v = std::getenv("TSRNN_CPU_HUGEPAGES");
-        return v ? std::optional<std::string>(v) : std::nullopt;
-    }();
-    STD_TORCH_CHECK(!value || *value == "0" || *value == "1",
-                    "tsrnn: the environment variable TSRNN_CPU_HUGEPAGES must be 0 or 1 (or unset), got '",
-                    value.value_or(""), "'");
-    return !value || *value == "1";
-}
-
-inline void advise_huge_pages(void *data, size_t bytes) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    constexpr uintptr_t kHuge = uintptr_t(2) << 20;
-    const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + kHuge - 1) & ~(kHuge - 1);
-    const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) & ~(kHuge - 1);
-    if (end > begin) (void)madvise(reinterpret_cast<void *>(begin), end - begin, MADV_HUGEPAGE);
-#else
-    (void)data;
-    (void)bytes;
-#endif
-}
-
 // A new uninitialized contiguous tensor on like's device, of like's dtype or the given C-shim dtype code. Made by
 // the C shim's empty_strided, a direct call: the 2.10 stable new_empty goes through the dispatcher by name and
 // boxes its arguments, which costs more than a small kernel call (measured with callgrind on the notebook ops).
-inline Tensor empty(const Tensor &like, const std::vector<int64_t> &shape, std::optional<int32_t> dtype = std::nullopt) {
+// No memory policy: the plain allocation a device's policy builds on.
+inline Tensor allocate(const Tensor &like, const std::vector<int64_t> &shape,
+                       std::optional<int32_t> dtype = std::nullopt) {
     std::vector<int64_t> strides(shape.size());
     int64_t stride = 1;
     for (size_t i = shape.size(); i-- > 0;) {
@@ -76,23 +42,27 @@ inline Tensor empty(const Tensor &like, const std::vector<int64_t> &shape, std::
         TORCH_ERROR_CODE_CHECK(aoti_torch_get_dtype(like.get(), &dt));
     TORCH_ERROR_CODE_CHECK(aoti_torch_get_device_type(like.get(), &device_type));
     TORCH_ERROR_CODE_CHECK(aoti_torch_get_device_index(like.get(), &device_index));
-    const bool cpu = device_type == aoti_torch_device_type_cpu();
-    const bool hint = cpu && huge_page_hints_enabled(); // before allocating: a bad setting throws, leaking nothing
     AtenTensorHandle made = nullptr;
     TORCH_ERROR_CODE_CHECK(aoti_torch_empty_strided(static_cast<int64_t>(shape.size()), shape.data(), strides.data(),
                                                     dt, device_type, device_index, &made));
-    int64_t numel = 1;
-    for (const int64_t n : shape) numel *= n;
-    // the dtypes the shim allocates: x's (float32 or float64) and the uint8 workspace
-    const size_t elem = dt == aoti_torch_dtype_float32() ? 4 : dt == aoti_torch_dtype_float64() ? 8 : 1;
-    const size_t bytes = static_cast<size_t>(numel) * elem;
-    if (hint && bytes >= kHugePageHintBytes) {
-        void *data = nullptr;
-        TORCH_ERROR_CODE_CHECK(aoti_torch_get_data_ptr(made, &data));
-        advise_huge_pages(data, bytes);
-    }
     return Tensor(made);
 }
+
+// Where a registration's new tensors and its workspace come from: its device's memory policy (shim/cpu_memory.h for
+// the CPU), or kPlainMemory (CUDA: torch's caching allocator is all the policy it needs).
+struct Memory {
+    // a new uninitialized contiguous tensor, as allocate() makes it (or built on it)
+    Tensor (*new_tensor)(const Tensor &like, const std::vector<int64_t> &shape, std::optional<int32_t> dtype);
+    // [opt] scratch the device keeps between calls: `bytes` (> 0) of it for this call, or NULL for a new buffer
+    void *(*kept_workspace)(const char *op, size_t bytes);
+
+    Tensor empty(const Tensor &like, const std::vector<int64_t> &shape,
+                 std::optional<int32_t> dtype = std::nullopt) const {
+        return new_tensor(like, shape, dtype);
+    }
+};
+
+inline constexpr Memory kPlainMemory{allocate, nullptr};
 
 // A state output when no step runs: the given state, or zeros of shape (B, W).
 inline Tensor state_or_zeros(const OptTensor &state, const Tensor &like, int64_t B, int64_t W) {
@@ -103,22 +73,26 @@ template <class real> real *out(const Tensor &t) { return t.mutable_data_ptr<rea
 template <class real> real *out(const OptTensor &t) { return t.has_value() ? t->mutable_data_ptr<real>() : nullptr; }
 template <class real> const real *in(const Tensor &t) { return t.const_data_ptr<real>(); }
 
-// Scratch of tsrnn_workspace_size bytes as a uint8 tensor on x's device; both of torch's allocators align to at
-// least 64 bytes, which is checked.
+// Scratch of tsrnn_workspace_size bytes on x's device: what the device keeps for it, else a uint8 tensor from the
+// device's allocator; both of torch's allocators align to at least 64 bytes, which is checked.
 struct Workspace {
     OptTensor buffer;
     void *data = nullptr;
     size_t bytes = 0;
 };
 
-inline Workspace workspace(const ArgCheck &c, tsrnn_cell cell, tsrnn_pass pass, tsrnn_backend backend,
-                           const tsrnn_desc &d, const Tensor &like) {
+inline Workspace workspace(const ArgCheck &c, const Memory &memory, tsrnn_cell cell, tsrnn_pass pass,
+                           tsrnn_backend backend, const tsrnn_desc &d, const Tensor &like) {
     Workspace w;
     c.status(tsrnn_workspace_size(cell, pass, backend, c.kernel_dtype(), &d, &w.bytes), "tsrnn_workspace_size");
     if (w.bytes == 0) return w;
+    if (memory.kept_workspace) {
+        w.data = memory.kept_workspace(c.op(), w.bytes);
+        if (w.data) return w;
+    }
     STD_TORCH_CHECK(w.bytes <= static_cast<size_t>(INT64_MAX), c.op(), ": workspace of ", w.bytes,
                     " bytes is too large");
-    w.buffer = empty(like, {static_cast<int64_t>(w.bytes)}, aoti_torch_dtype_uint8());
+    w.buffer = memory.empty(like, {static_cast<int64_t>(w.bytes)}, aoti_torch_dtype_uint8());
     w.data = w.buffer->mutable_data_ptr();
     STD_TORCH_CHECK(reinterpret_cast<uintptr_t>(w.data) % TSRNN_WORKSPACE_ALIGN == 0, c.op(),
                     ": the allocator returned a workspace that is not ", TSRNN_WORKSPACE_ALIGN, "-byte aligned");
@@ -146,10 +120,11 @@ struct Forward {
     tsrnn_desc desc{};
 };
 
-inline Forward prepare_forward(const ArgCheck &c, tsrnn_cell cell, const Tensor &x, const OptTensor &h0,
-                               const OptTensor &c0, const Tensor &w_ih, const Tensor &w_hh, const OptTensor &b_ih,
-                               const OptTensor &b_hh, const OptTensor &w_hr, const OptTensor &lengths,
-                               bool batch_first, bool reverse, bool reset_after, bool need_saved) {
+inline Forward prepare_forward(const ArgCheck &c, const Memory &memory, tsrnn_cell cell, const Tensor &x,
+                               const OptTensor &h0, const OptTensor &c0, const Tensor &w_ih, const Tensor &w_hh,
+                               const OptTensor &b_ih, const OptTensor &b_hh, const OptTensor &w_hr,
+                               const OptTensor &lengths, bool batch_first, bool reverse, bool reset_after,
+                               bool need_saved) {
     const bool lstm = cell == TSRNN_CELL_LSTM;
     const Sizes s = check_sizes(c, cell, x, w_ih, w_hh, w_hr, batch_first);
     check_counts(c, s);
@@ -167,8 +142,8 @@ inline Forward prepare_forward(const ArgCheck &c, tsrnn_cell cell, const Tensor 
         f.w_ih = contig(w_ih);
         f.w_hh = contig(w_hh);
         if (w_hr.has_value()) f.w_hr = contig(*w_hr);
-        f.y = empty(x, s.seq(s.R));
-        f.saved = empty(x, {need_saved ? s.T : 0, s.B, s.S});
+        f.y = memory.empty(x, s.seq(s.R));
+        f.saved = memory.empty(x, {need_saved ? s.T : 0, s.B, s.S});
     } catch (const std::exception &e) {
         throw_allocation_failure(c, s, e);
     }
@@ -178,8 +153,8 @@ inline Forward prepare_forward(const ArgCheck &c, tsrnn_cell cell, const Tensor 
         if (lstm) f.c_n = state_or_zeros(f.c0, x, s.B, s.H);
         return f;
     }
-    f.h_n = empty(x, {s.B, s.R});
-    if (lstm) f.c_n = empty(x, {s.B, s.H});
+    f.h_n = memory.empty(x, {s.B, s.R});
+    if (lstm) f.c_n = memory.empty(x, {s.B, s.H});
     f.desc = make_desc(s, strides_of(f.x, s), strides_of(f.y, s), ptr<int64_t>(f.lengths), reverse,
                        lstm ? 0 : (reset_after ? 1 : 0));
     return f;
@@ -199,11 +174,11 @@ struct Backward {
     tsrnn_desc desc{};
 };
 
-inline Backward prepare_backward(const ArgCheck &c, tsrnn_cell cell, const Tensor &x, const OptTensor &h0,
-                                 const OptTensor &c0, const Tensor &w_ih, const Tensor &w_hh, const OptTensor &w_hr,
-                                 const Tensor &saved, const OptTensor &lengths, const OptTensor &grad_y,
-                                 const OptTensor &grad_h_n, const OptTensor &grad_c_n, bool batch_first, bool reverse,
-                                 bool reset_after) {
+inline Backward prepare_backward(const ArgCheck &c, const Memory &memory, tsrnn_cell cell, const Tensor &x,
+                                 const OptTensor &h0, const OptTensor &c0, const Tensor &w_ih, const Tensor &w_hh,
+                                 const OptTensor &w_hr, const Tensor &saved, const OptTensor &lengths,
+                                 const OptTensor &grad_y, const OptTensor &grad_h_n, const OptTensor &grad_c_n,
+                                 bool batch_first, bool reverse, bool reset_after) {
     const bool lstm = cell == TSRNN_CELL_LSTM;
     const Sizes s = check_sizes(c, cell, x, w_ih, w_hh, w_hr, batch_first);
     check_counts(c, s);
@@ -242,14 +217,14 @@ inline Backward prepare_backward(const ArgCheck &c, tsrnn_cell cell, const Tenso
         g.grad_w_hr = zeros(x, {s.P, s.H});
         return g;
     }
-    g.grad_x = empty(x, s.seq(s.D));
-    g.grad_h0 = empty(x, {s.B, s.R});
-    if (lstm) g.grad_c0 = empty(x, {s.B, s.H});
-    g.grad_w_ih = empty(x, {GH, s.D});
-    g.grad_w_hh = empty(x, {GH, s.R});
-    g.grad_b_ih = empty(x, {GH});
-    g.grad_b_hh = empty(x, {GH});
-    g.grad_w_hr = empty(x, {s.P, s.H});
+    g.grad_x = memory.empty(x, s.seq(s.D));
+    g.grad_h0 = memory.empty(x, {s.B, s.R});
+    if (lstm) g.grad_c0 = memory.empty(x, {s.B, s.H});
+    g.grad_w_ih = memory.empty(x, {GH, s.D});
+    g.grad_w_hh = memory.empty(x, {GH, s.R});
+    g.grad_b_ih = memory.empty(x, {GH});
+    g.grad_b_hh = memory.empty(x, {GH});
+    g.grad_w_hr = memory.empty(x, {s.P, s.H});
 
     // x and grad_x share the desc's x strides: both contiguous in the caller's convention.
     const SeqStrides y_strides = g.grad_y.has_value() ? strides_of(*g.grad_y, s) : contiguous_strides(s, s.R);

@@ -1,4 +1,4 @@
-/* Status strings, argument checks and the workspace-size dispatch shared by every backend. */
+/* Status strings, the argument checks every backend runs first, and the workspace-size dispatch. */
 #include <stdint.h>
 
 #include "internal.h"
@@ -27,11 +27,9 @@ int64_t tsrnn_saved_row(tsrnn_cell cell, int64_t H, int64_t P) {
     return 6 * H + P;
 }
 
-/* Largest element count we accept: its byte size in f64 must fit int64. */
-#define TSRNN_MAX_ELEMS (INT64_MAX / 8)
-
+/* *out = a * b, and whether it fits TSRNN_MAX_ELEMENTS (tsrnn.h). */
 static int mul_ok(int64_t a, int64_t b, int64_t *out) {
-    return !__builtin_mul_overflow(a, b, out) && *out <= TSRNN_MAX_ELEMS;
+    return !__builtin_mul_overflow(a, b, out) && *out <= TSRNN_MAX_ELEMENTS;
 }
 
 /* Last element + 1 of a (T x B x W) strided tensor; 0 when it is empty. Returns 0 on overflow. */
@@ -40,12 +38,12 @@ static int extent_ok(int64_t T, int64_t B, int64_t W, int64_t st, int64_t sb, in
     if (T == 0 || B == 0) { *out = 0; return 1; }
     if (!mul_ok(T - 1, st, &a) || !mul_ok(B - 1, sb, &b)) return 0;
     if (__builtin_add_overflow(a, b, &s) || __builtin_add_overflow(s, W, out)) return 0;
-    return *out <= TSRNN_MAX_ELEMS;
+    return *out <= TSRNN_MAX_ELEMENTS;
 }
 
-/* Rows of width W at t*st + b*sb never overlap: nested time-major or nested batch-first. */
-static int rows_disjoint(int64_t T, int64_t B, int64_t W, int64_t st, int64_t sb) {
+int tsrnn_rows_nested(int64_t T, int64_t B, int64_t W, int64_t st, int64_t sb) {
     int64_t span;
+    if (T < 0 || B < 0 || W < 1 || st < 0 || sb < 0) return 0;
     if (T == 0 || B == 0) return 1;
     /* time-major: b inner, t outer */
     if ((B == 1 || sb >= W) && !__builtin_mul_overflow(B - 1, sb, &span) && span <= INT64_MAX - W &&
@@ -58,7 +56,10 @@ static int rows_disjoint(int64_t T, int64_t B, int64_t W, int64_t st, int64_t sb
     return 0;
 }
 
-tsrnn_status tsrnn__check_desc(tsrnn_cell cell, tsrnn_backend backend, const tsrnn_desc *d) {
+/* ---- the checks of tsrnn.h's "Errors", steps 1-7 --------------------------------------------------------- */
+
+/* Step 1: everything about desc that needs no data. cell and backend are the caller's, so checked here too. */
+static tsrnn_status check_desc(tsrnn_cell cell, tsrnn_backend backend, const tsrnn_desc *d) {
     int64_t G, R, n, e;
     if (!d) return TSRNN_ERR_NULL;
     if (cell != TSRNN_CELL_LSTM && cell != TSRNN_CELL_GRU) return TSRNN_ERR_ARGUMENT;
@@ -80,32 +81,85 @@ tsrnn_status tsrnn__check_desc(tsrnn_cell cell, tsrnn_backend backend, const tsr
     if (d->x_stride_t < 0 || d->x_stride_b < 0 || d->y_stride_t < 0 || d->y_stride_b < 0) return TSRNN_ERR_STRIDE;
     if (!extent_ok(d->T, d->B, d->D, d->x_stride_t, d->x_stride_b, &e)) return TSRNN_ERR_SHAPE;
     if (!extent_ok(d->T, d->B, R, d->y_stride_t, d->y_stride_b, &e)) return TSRNN_ERR_SHAPE;
-    if (!rows_disjoint(d->T, d->B, R, d->y_stride_t, d->y_stride_b)) return TSRNN_ERR_STRIDE;
+    if (!tsrnn_rows_nested(d->T, d->B, R, d->y_stride_t, d->y_stride_b)) return TSRNN_ERR_STRIDE;
     return TSRNN_OK;
 }
 
-tsrnn_status tsrnn__check_grad_x_layout(const tsrnn_desc *d) {
-    return rows_disjoint(d->T, d->B, d->D, d->x_stride_t, d->x_stride_b) ? TSRNN_OK : TSRNN_ERR_STRIDE;
+/* Step 3: w_hr given exactly when P > 0; grad_w_hr only when P > 0. */
+static tsrnn_status check_projection(const tsrnn_desc *d, const void *w_hr, const void *grad_w_hr) {
+    if (d->P > 0 && !w_hr) return TSRNN_ERR_NULL;
+    if (d->P == 0 && (w_hr || grad_w_hr)) return TSRNN_ERR_ARGUMENT;
+    return TSRNN_OK;
 }
 
-tsrnn_status tsrnn__check_lengths_host(const tsrnn_desc *d) {
+/* Step 5: host lengths, each in [0, T]. NULL is fine. */
+static tsrnn_status check_lengths(const tsrnn_desc *d) {
     if (!d->lengths) return TSRNN_OK;
     for (int64_t b = 0; b < d->B; ++b)
         if (d->lengths[b] < 0 || d->lengths[b] > d->T) return TSRNN_ERR_LENGTHS;
     return TSRNN_OK;
 }
 
-tsrnn_status tsrnn__check_projection(const tsrnn_desc *d, const void *w_hr, const void *grad_w_hr) {
-    if (d->P > 0 && !w_hr) return TSRNN_ERR_NULL;
-    if (d->P == 0 && (w_hr || grad_w_hr)) return TSRNN_ERR_ARGUMENT;
-    return TSRNN_OK;
+/* Step 6, and the size step 7 checks against: what backend needs for a request it serves (desc checked). */
+static tsrnn_status backend_workspace(tsrnn_cell cell, tsrnn_pass pass, tsrnn_backend backend, tsrnn_dtype dtype,
+                                      const tsrnn_desc *desc, size_t *bytes) {
+    switch (backend) {
+    case TSRNN_BACKEND_REF: *bytes = tsrnn__ref_workspace_bytes(cell, pass, dtype, desc); return TSRNN_OK;
+    case TSRNN_BACKEND_CPU: *bytes = tsrnn__cpu_workspace_bytes(cell, pass, dtype, desc); return TSRNN_OK;
+#ifdef TSRNN_WITH_CUDA /* defined for this file only when kernels/cuda is part of the library */
+    case TSRNN_BACKEND_CUDA: {
+        const tsrnn_status st = tsrnn__cuda_serves(dtype, desc);
+        if (st != TSRNN_OK) return st;
+        *bytes = tsrnn__cuda_workspace_bytes(cell, pass, dtype, desc);
+        return TSRNN_OK;
+    }
+#endif
+    default: return TSRNN_ERR_UNSUPPORTED; /* a backend this build has not got */
+    }
 }
 
-tsrnn_status tsrnn__check_workspace(const void *workspace, size_t have, size_t need) {
+/* Step 7: workspace non-NULL when bytes > 0, aligned to TSRNN_WORKSPACE_ALIGN, and large enough. */
+static tsrnn_status check_workspace(const void *workspace, size_t have, size_t need) {
     if (need == 0) return TSRNN_OK;
     if (!workspace || have < need || ((uintptr_t)workspace % TSRNN_WORKSPACE_ALIGN) != 0)
         return TSRNN_ERR_WORKSPACE;
     return TSRNN_OK;
+}
+
+/* Steps 5-7, the same for both passes. */
+static tsrnn_status check_rest(tsrnn_cell cell, tsrnn_pass pass, tsrnn_backend backend, tsrnn_dtype dtype,
+                               const tsrnn_desc *desc, const void *workspace, size_t workspace_bytes) {
+    size_t need = 0;
+    tsrnn_status st = check_lengths(desc);
+    if (st == TSRNN_OK) st = backend_workspace(cell, pass, backend, dtype, desc, &need);
+    if (st == TSRNN_OK) st = check_workspace(workspace, workspace_bytes, need);
+    return st;
+}
+
+tsrnn_status tsrnn__check_fwd(tsrnn_cell cell, tsrnn_backend backend, tsrnn_dtype dtype, const tsrnn_desc *desc,
+                              const void *x, const void *w_ih, const void *w_hh, const void *w_hr, const void *y,
+                              const void *h_n, const void *c_n, const void *workspace, size_t workspace_bytes) {
+    tsrnn_status st = check_desc(cell, backend, desc);
+    if (st != TSRNN_OK) return st;
+    if (!x || !w_ih || !w_hh || !y || !h_n || (cell == TSRNN_CELL_LSTM && !c_n)) return TSRNN_ERR_NULL;
+    st = check_projection(desc, w_hr, NULL);
+    if (st != TSRNN_OK) return st;
+    return check_rest(cell, TSRNN_PASS_FWD, backend, dtype, desc, workspace, workspace_bytes);
+}
+
+tsrnn_status tsrnn__check_bwd(tsrnn_cell cell, tsrnn_backend backend, tsrnn_dtype dtype, const tsrnn_desc *desc,
+                              const void *x, const void *w_ih, const void *w_hh, const void *w_hr, const void *saved,
+                              const void *grad_x, const void *grad_w_hr, const void *workspace,
+                              size_t workspace_bytes) {
+    tsrnn_status st = check_desc(cell, backend, desc);
+    if (st != TSRNN_OK) return st;
+    if (!x || !w_ih || !w_hh || !saved) return TSRNN_ERR_NULL;
+    st = check_projection(desc, w_hr, grad_w_hr);
+    if (st != TSRNN_OK) return st;
+    /* step 4: grad_x is written under x's strides, which may broadcast (0) for an input */
+    if (grad_x && !tsrnn_rows_nested(desc->T, desc->B, desc->D, desc->x_stride_t, desc->x_stride_b))
+        return TSRNN_ERR_STRIDE;
+    return check_rest(cell, TSRNN_PASS_BWD, backend, dtype, desc, workspace, workspace_bytes);
 }
 
 tsrnn_status tsrnn_workspace_size(tsrnn_cell cell, tsrnn_pass pass, tsrnn_backend backend, tsrnn_dtype dtype,
@@ -115,17 +169,9 @@ tsrnn_status tsrnn_workspace_size(tsrnn_cell cell, tsrnn_pass pass, tsrnn_backen
     *bytes = 0;
     if ((pass != TSRNN_PASS_FWD && pass != TSRNN_PASS_BWD) || (dtype != TSRNN_F32 && dtype != TSRNN_F64))
         return TSRNN_ERR_ARGUMENT;
-    st = tsrnn__check_desc(cell, backend, desc);
+    st = check_desc(cell, backend, desc);
     if (st != TSRNN_OK) return st;
-    switch (backend) {
-    case TSRNN_BACKEND_REF: *bytes = tsrnn__ref_workspace_bytes(cell, pass, dtype, desc); return TSRNN_OK;
-    case TSRNN_BACKEND_CPU: *bytes = tsrnn__cpu_workspace_bytes(cell, pass, dtype, desc); return TSRNN_OK;
-#ifdef TSRNN_WITH_CUDA /* defined for this file only when kernels/cuda is part of the library */
-    case TSRNN_BACKEND_CUDA:
-        if (dtype != TSRNN_F32) return TSRNN_ERR_UNSUPPORTED;
-        *bytes = tsrnn__cuda_workspace_bytes(cell, pass, dtype, desc);
-        return TSRNN_OK;
-#endif
-    default: return TSRNN_ERR_UNSUPPORTED;
-    }
+    st = backend_workspace(cell, pass, backend, dtype, desc, bytes);
+    if (st != TSRNN_OK) *bytes = 0;
+    return st;
 }

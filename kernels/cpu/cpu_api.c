@@ -1,6 +1,6 @@
 /*
- * The optimized CPU kernels' public entry points: argument checks (in the order every backend uses), the
- * workspace layout and size, and the choice of the instruction-set variant that runs the call.
+ * The optimized CPU kernels' public entry points: the common argument checks (kernels/common: tsrnn__check_fwd /
+ * _bwd), the workspace layout and size, and the choice of the instruction-set variant that runs the call.
  */
 #include <stdint.h>
 
@@ -158,15 +158,8 @@ static tsrnn_status fwd(tsrnn_cell cell, tsrnn_dtype dtype, const tsrnn_desc *de
                         const void *c0, const void *w_ih, const void *w_hh, const void *b_ih, const void *b_hh,
                         const void *w_hr, void *y, void *h_n, void *c_n, void *saved, void *workspace,
                         size_t workspace_bytes) {
-    tsrnn_status st = tsrnn__check_desc(cell, TSRNN_BACKEND_CPU, desc);
-    if (st != TSRNN_OK) return st;
-    if (!x || !w_ih || !w_hh || !y || !h_n || (cell == TSRNN_CELL_LSTM && !c_n)) return TSRNN_ERR_NULL;
-    st = tsrnn__check_projection(desc, w_hr, NULL);
-    if (st != TSRNN_OK) return st;
-    st = tsrnn__check_lengths_host(desc);
-    if (st != TSRNN_OK) return st;
-    st = tsrnn__check_workspace(workspace, workspace_bytes,
-                                tsrnn__cpu_workspace_bytes(cell, TSRNN_PASS_FWD, dtype, desc));
+    const tsrnn_status st = tsrnn__check_fwd(cell, TSRNN_BACKEND_CPU, dtype, desc, x, w_ih, w_hh, w_hr, y, h_n, c_n,
+                                             workspace, workspace_bytes);
     if (st != TSRNN_OK) return st;
     const tsrnn__cpu_fwd_args args = {cell, desc, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, y, h_n, c_n, saved,
                                       workspace};
@@ -178,19 +171,8 @@ static tsrnn_status bwd(tsrnn_cell cell, tsrnn_dtype dtype, const tsrnn_desc *de
                         const void *grad_y, const void *grad_h_n, const void *grad_c_n, void *grad_x, void *grad_h0,
                         void *grad_c0, void *grad_w_ih, void *grad_w_hh, void *grad_b_ih, void *grad_b_hh,
                         void *grad_w_hr, void *workspace, size_t workspace_bytes) {
-    tsrnn_status st = tsrnn__check_desc(cell, TSRNN_BACKEND_CPU, desc);
-    if (st != TSRNN_OK) return st;
-    if (!x || !w_ih || !w_hh || !saved) return TSRNN_ERR_NULL;
-    st = tsrnn__check_projection(desc, w_hr, grad_w_hr);
-    if (st != TSRNN_OK) return st;
-    if (grad_x) {
-        st = tsrnn__check_grad_x_layout(desc);
-        if (st != TSRNN_OK) return st;
-    }
-    st = tsrnn__check_lengths_host(desc);
-    if (st != TSRNN_OK) return st;
-    st = tsrnn__check_workspace(workspace, workspace_bytes,
-                                tsrnn__cpu_workspace_bytes(cell, TSRNN_PASS_BWD, dtype, desc));
+    const tsrnn_status st = tsrnn__check_bwd(cell, TSRNN_BACKEND_CPU, dtype, desc, x, w_ih, w_hh, w_hr, saved, grad_x,
+                                             grad_w_hr, workspace, workspace_bytes);
     if (st != TSRNN_OK) return st;
     const tsrnn__cpu_bwd_args args = {cell,      desc,      x,         h0,        c0,        w_ih,
                                       w_hh,      w_hr,      saved,     grad_y,    grad_h_n,  grad_c_n,

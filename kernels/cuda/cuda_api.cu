@@ -1,9 +1,10 @@
 /*
- * The CUDA kernels' public entry points (tsrnn.h): argument checks in the order every backend uses, the workspace
- * layout and size, and the choice of the recurrent kernels' block layout for the current device.
+ * The CUDA kernels' public entry points (tsrnn.h): the common argument checks (kernels/common: tsrnn__check_fwd /
+ * _bwd), the workspace layout and size, and the choice of the recurrent kernels' block layout for the current device.
  *
- * Scope of this build: fp32, any H (the stepwise path takes the sizes whose W_hh cannot stay on chip); LSTM
- * projections (desc->P > 0, nn.LSTM's proj_size) are not served yet and return TSRNN_ERR_UNSUPPORTED.
+ * Scope of this build (tsrnn__cuda_serves): fp32, any H (the stepwise path takes the sizes whose W_hh cannot stay on
+ * chip); LSTM projections (desc->P > 0, nn.LSTM's proj_size) are not served yet and return TSRNN_ERR_UNSUPPORTED
+ * once every common check has passed.
  */
 #include "cuda_impl.cuh"
 
@@ -161,58 +162,45 @@ tsrnn_status plan_recurrence(bool backward, int cell, int64_t H, int64_t B, cons
 
 using namespace tsrnn_cuda;
 
+extern "C" tsrnn_status tsrnn__cuda_serves(tsrnn_dtype dtype, const tsrnn_desc *desc) {
+    if (dtype != TSRNN_F32 || desc->P != 0) return TSRNN_ERR_UNSUPPORTED;
+    return TSRNN_OK;
+}
+
 extern "C" size_t tsrnn__cuda_workspace_bytes(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype,
                                               const tsrnn_desc *desc) {
-    (void)dtype; /* fp32 only; tsrnn_workspace_size answers TSRNN_ERR_UNSUPPORTED for fp64 */
+    (void)dtype; /* fp32: tsrnn__cuda_serves refuses the rest */
     const int c = cell_of(cell, desc->reset_after);
     return pass == TSRNN_PASS_FWD ? fwd_workspace(c, desc, nullptr).bytes : bwd_workspace(c, desc, nullptr).bytes;
 }
 
-namespace {
-
-/* The checks after the NULL checks: grad_x's layout, lengths' values, the workspace. */
-tsrnn_status check_rest(tsrnn_cell cell, tsrnn_pass pass, const tsrnn_desc *desc, void *workspace, size_t bytes,
-                        bool wants_grad_x) {
-    if (wants_grad_x) TSRNN_STATUS_TRY(tsrnn__check_grad_x_layout(desc));
-    TSRNN_STATUS_TRY(tsrnn__check_lengths_host(desc));
-    return tsrnn__check_workspace(workspace, bytes, tsrnn__cuda_workspace_bytes(cell, pass, TSRNN_F32, desc));
-}
-
-} // namespace
-
 extern "C" {
 
 TSRNN_DECLARE_LSTM_FWD(tsrnn_lstm_fwd_cuda_f32, float) {
-    TSRNN_STATUS_TRY(tsrnn__check_desc(TSRNN_CELL_LSTM, TSRNN_BACKEND_CUDA, desc));
-    if (desc->P != 0 || w_hr) return TSRNN_ERR_UNSUPPORTED;
-    if (!x || !w_ih || !w_hh || !y || !h_n || !c_n) return TSRNN_ERR_NULL;
-    TSRNN_STATUS_TRY(check_rest(TSRNN_CELL_LSTM, TSRNN_PASS_FWD, desc, workspace, workspace_bytes, false));
+    TSRNN_STATUS_TRY(tsrnn__check_fwd(TSRNN_CELL_LSTM, TSRNN_BACKEND_CUDA, TSRNN_F32, desc, x, w_ih, w_hh, w_hr, y, h_n,
+                                      c_n, workspace, workspace_bytes));
     const ErrorScope errors;
     return lstm_forward(desc, x, h0, c0, w_ih, w_hh, b_ih, b_hh, y, h_n, c_n, saved, workspace);
 }
 
 TSRNN_DECLARE_LSTM_BWD(tsrnn_lstm_bwd_cuda_f32, float) {
-    TSRNN_STATUS_TRY(tsrnn__check_desc(TSRNN_CELL_LSTM, TSRNN_BACKEND_CUDA, desc));
-    if (desc->P != 0 || w_hr || grad_w_hr) return TSRNN_ERR_UNSUPPORTED;
-    if (!x || !w_ih || !w_hh || !saved) return TSRNN_ERR_NULL;
-    TSRNN_STATUS_TRY(check_rest(TSRNN_CELL_LSTM, TSRNN_PASS_BWD, desc, workspace, workspace_bytes, grad_x));
+    TSRNN_STATUS_TRY(tsrnn__check_bwd(TSRNN_CELL_LSTM, TSRNN_BACKEND_CUDA, TSRNN_F32, desc, x, w_ih, w_hh, w_hr, saved,
+                                      grad_x, grad_w_hr, workspace, workspace_bytes));
     const ErrorScope errors;
     return lstm_backward(desc, x, h0, c0, w_ih, w_hh, saved, grad_y, grad_h_n, grad_c_n, grad_x, grad_h0, grad_c0,
                          grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, workspace);
 }
 
 TSRNN_DECLARE_GRU_FWD(tsrnn_gru_fwd_cuda_f32, float) {
-    TSRNN_STATUS_TRY(tsrnn__check_desc(TSRNN_CELL_GRU, TSRNN_BACKEND_CUDA, desc));
-    if (!x || !w_ih || !w_hh || !y || !h_n) return TSRNN_ERR_NULL;
-    TSRNN_STATUS_TRY(check_rest(TSRNN_CELL_GRU, TSRNN_PASS_FWD, desc, workspace, workspace_bytes, false));
+    TSRNN_STATUS_TRY(tsrnn__check_fwd(TSRNN_CELL_GRU, TSRNN_BACKEND_CUDA, TSRNN_F32, desc, x, w_ih, w_hh, nullptr, y,
+                                      h_n, nullptr, workspace, workspace_bytes));
     const ErrorScope errors;
     return gru_forward(desc, x, h0, w_ih, w_hh, b_ih, b_hh, y, h_n, saved, workspace);
 }
 
 TSRNN_DECLARE_GRU_BWD(tsrnn_gru_bwd_cuda_f32, float) {
-    TSRNN_STATUS_TRY(tsrnn__check_desc(TSRNN_CELL_GRU, TSRNN_BACKEND_CUDA, desc));
-    if (!x || !w_ih || !w_hh || !saved) return TSRNN_ERR_NULL;
-    TSRNN_STATUS_TRY(check_rest(TSRNN_CELL_GRU, TSRNN_PASS_BWD, desc, workspace, workspace_bytes, grad_x));
+    TSRNN_STATUS_TRY(tsrnn__check_bwd(TSRNN_CELL_GRU, TSRNN_BACKEND_CUDA, TSRNN_F32, desc, x, w_ih, w_hh, nullptr,
+                                      saved, grad_x, nullptr, workspace, workspace_bytes));
     const ErrorScope errors;
     return gru_backward(desc, x, h0, w_ih, w_hh, saved, grad_y, grad_h_n, grad_x, grad_h0, grad_w_ih, grad_w_hh,
                         grad_b_ih, grad_b_hh, workspace);

@@ -29,8 +29,14 @@
  * dimensions, so time-major (stride_t = B*D, stride_b = D) and batch-first (stride_t = D, stride_b = T*D) both
  * work without a copy, as does writing one direction into half of a (T x B x 2R) buffer (stride_b = 2R).
  * Element (t, b, k) of x is x[t * x_stride_t + b * x_stride_b + k]. Input strides may be 0 (broadcast);
- * output strides must describe non-overlapping rows. States h0, h_n (B x R) and c0, c_n (B x H), and the
- * gradients of states (same shapes), are contiguous. Saved activations are (T x B x S) contiguous, indexed by the real time index t.
+ * output rows (y, and grad_x under x's strides) must be nested so that none overlaps another: time-major
+ * (stride_b >= W or B = 1, and stride_t >= (B-1) stride_b + W or T = 1) or batch-first (the same with t and b
+ * swapped), W the row width; tsrnn_rows_nested() below states the rule as code. States h0, h_n (B x R) and c0,
+ * c_n (B x H), and the gradients of states (same shapes), are contiguous. Saved activations are (T x B x S)
+ * contiguous, indexed by the real time index t.
+ *
+ * Sizes. Every element count a call touches (each buffer, each strided extent) is at most TSRNN_MAX_ELEMENTS, so
+ * its size in bytes fits int64 even in fp64; larger sizes are refused with TSRNN_ERR_SHAPE.
  *
  * Direction and lengths. reverse = 0 walks t = 0 .. L-1, reverse = 1 walks t = L-1 .. 0, where L = lengths[b]
  * for sequence b (or T when lengths is NULL). A sequence stops updating past its length: y rows and saved rows
@@ -52,7 +58,19 @@
  * No output may alias any input or another output.
  *
  * Errors. Every function returns a tsrnn_status; tsrnn_status_string() gives its text. On error nothing is
- * guaranteed about the outputs, and no input is modified.
+ * guaranteed about the outputs, and no input is modified. Every backend checks a call in the same order and
+ * returns the status of the first rule broken, so a bad call gets the same status from each:
+ *   1. desc: NULL (NULL); T < 0, B < 0, D < 1 or H < 1 (SHAPE); P not 0 for a GRU (ARGUMENT), not 0 and not in
+ *      [1, H) for an LSTM (SHAPE); reverse, or a GRU's reset_after, not 0 or 1 (ARGUMENT); num_threads < 1 (THREADS,
+ *      the CPU functions only: the others ignore it); an element count over TSRNN_MAX_ELEMENTS (SHAPE); a negative
+ *      stride (STRIDE); the extent of x or y over TSRNN_MAX_ELEMENTS (SHAPE); y rows not nested (STRIDE)
+ *   2. a required pointer is NULL (NULL)
+ *   3. the projection: w_hr NULL with P > 0 (NULL); w_hr, or grad_w_hr, given with P = 0 (ARGUMENT)
+ *   4. backward with grad_x: its rows, under x's strides, not nested (STRIDE)
+ *   5. lengths: a value outside [0, T] (LENGTHS)
+ *   6. a valid request this backend does not serve (UNSUPPORTED; e.g. CUDA: fp64, an LSTM with P > 0)
+ *   7. the workspace, against tsrnn_workspace_size for this backend: NULL, short or misaligned (WORKSPACE)
+ * Only then does the work start; what fails while it runs (the caller's pool: THREADS; CUDA: CUDA) comes last.
  */
 #ifndef TSRNN_H
 #define TSRNN_H
@@ -69,6 +87,9 @@ extern "C" {
 
 /* Alignment, in bytes, the workspace pointer must have. */
 #define TSRNN_WORKSPACE_ALIGN 64
+
+/* Largest element count of any buffer or strided extent a call accepts: its size in bytes fits int64 in fp64. */
+#define TSRNN_MAX_ELEMENTS (INT64_MAX / 8)
 
 typedef enum tsrnn_status {
     TSRNN_OK = 0,
@@ -128,8 +149,16 @@ typedef struct tsrnn_desc {
 int64_t tsrnn_saved_row(tsrnn_cell cell, int64_t H, int64_t P);
 
 /*
- * Bytes of workspace the function (cell, pass, backend, dtype) needs for desc. Checks desc as the function
- * itself would (sizes, strides, flags; not lengths' values) and returns that status.
+ * 1 when rows (t, b) of W elements at t * stride_t + b * stride_b (0 <= t < T, 0 <= b < B) are nested time-major
+ * or batch-first (General notes, "Layout and strides"), the layout output rows must have; 0 otherwise, and for
+ * T < 0, B < 0, W < 1 or a negative stride. 1 when T = 0 or B = 0 (no rows). Never overflows.
+ */
+int tsrnn_rows_nested(int64_t T, int64_t B, int64_t W, int64_t stride_t, int64_t stride_b);
+
+/*
+ * Bytes of workspace the function (cell, pass, backend, dtype) needs for desc. Checks what the function itself
+ * checks of desc alone, in the same order (steps 1 and 6 of "Errors"; not lengths' values), and returns that
+ * status; pass or dtype out of range, or an unknown backend, is TSRNN_ERR_ARGUMENT, and bytes NULL is TSRNN_ERR_NULL.
  */
 tsrnn_status tsrnn_workspace_size(tsrnn_cell cell, tsrnn_pass pass, tsrnn_backend backend, tsrnn_dtype dtype,
                                   const tsrnn_desc *desc, size_t *bytes);
@@ -213,7 +242,8 @@ TSRNN_DECLARE_GRU_BWD(tsrnn_gru_bwd_cpu_f64, double);
  * device memory of the current device, except desc->lengths, which is HOST memory for every backend (checked on
  * the host, then passed to the device by value in kernel arguments, so a call with lengths can be captured into a
  * CUDA graph and replays the lengths it was captured with). Any H: sizes whose W_hh does not fit on the chip take a
- * slower stepwise path. Work is queued on desc->stream and the functions return without synchronizing; a failed
+ * slower stepwise path. No LSTM projection yet: a call with P > 0 that passes steps 1-5 of "Errors" returns
+ * TSRNN_ERR_UNSUPPORTED. Work is queued on desc->stream and the functions return without synchronizing; a failed
  * launch or CUDA call returns TSRNN_ERR_CUDA. The runtime's last-error state (cudaGetLastError) is left as the
  * call found it: an error the caller had pending stays pending, and none of the call's own is left behind.
  */

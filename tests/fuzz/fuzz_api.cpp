@@ -37,7 +37,7 @@ namespace {
 
 using i128 = __int128;
 
-constexpr int64_t kMaxElems = INT64_MAX / 8;         // tsrnn.h: element counts whose f64 bytes fit int64
+constexpr int64_t kMaxElems = TSRNN_MAX_ELEMENTS;    // tsrnn.h: element counts whose f64 bytes fit int64
 constexpr int64_t kCapElems = int64_t(1) << 21;      // buffers this harness allocates, in elements, each
 constexpr double kCapWork = double(int64_t(1) << 23); // T*B*G*H*(D+H): calls larger than this are not made
 constexpr size_t kCapWorkspace = size_t(1) << 28;     // a larger workspace is only asked for by calls not made
@@ -315,12 +315,22 @@ i128 extent(int64_t T, int64_t B, int64_t W, int64_t st, int64_t sb) {
 }
 
 // Rows of width W at t*st + b*sb: 0 disjoint and nested (time-major or batch-first nesting, which every backend
-// accepts), 1 disjoint but not nested (a backend may refuse it), 2 overlapping, 3 too many rows to tell.
+// accepts), 1 disjoint but not nested (a backend may refuse it), 2 overlapping, 3 too many rows to tell. Written
+// from tsrnn.h's "Layout and strides"; tsrnn_rows_nested, the library's own statement of the rule, must say nested
+// exactly for 0.
 int row_overlap(int64_t T, int64_t B, int64_t W, int64_t st, int64_t sb) {
-    if (T == 0 || B == 0) return 0;
+    const int nested = tsrnn_rows_nested(T, B, W, st, sb);
+    auto result = [&](int verdict) {
+        if ((verdict == 0) != (nested == 1))
+            fail("tsrnn_rows_nested(T %lld, B %lld, W %lld, stride_t %lld, stride_b %lld) = %d, the rule says %s",
+                 (long long)T, (long long)B, (long long)W, (long long)st, (long long)sb, nested,
+                 verdict == 0 ? "nested" : "not nested");
+        return verdict;
+    };
+    if (T == 0 || B == 0) return result(0);
     const i128 span_b = i128(B - 1) * sb, span_t = i128(T - 1) * st;
-    if ((B == 1 || sb >= W) && (T == 1 || i128(st) >= span_b + W)) return 0;
-    if ((T == 1 || st >= W) && (B == 1 || i128(sb) >= span_t + W)) return 0;
+    if ((B == 1 || sb >= W) && (T == 1 || i128(st) >= span_b + W)) return result(0);
+    if ((T == 1 || st >= W) && (B == 1 || i128(sb) >= span_t + W)) return result(0);
     if (sat(T, B) > (int64_t(1) << 20)) return 3;
     std::vector<i128> starts;
     starts.reserve(size_t(T * B));

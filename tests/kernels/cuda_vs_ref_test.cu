@@ -5,7 +5,8 @@
 // buffer is compared whole after a round trip through device memory (so writing outside one's rows fails too), no
 // input may change, the workspace must not be written past its queried size, two runs must agree bit for bit, an
 // inference forward (saved = NULL) gives the same outputs, a captured CUDA graph (lengths included) replays the same
-// results, and the runtime's last-error state is left as the caller had it.
+// results, the runtime's last-error state is left as the caller had it, and every bad call of bad_calls.h gets the
+// status the reference and the CPU kernels give it.
 //
 // Host code only (the kernels live in the library); a .cu file so that the CPU test glob (tests/kernels/*.cpp)
 // leaves it out. Built with TSRNN_WITH_CUDA (cmake/cuda.cmake), where every test skips when no device is present,
@@ -18,6 +19,7 @@
 #include <string>
 #include <tuple>
 
+#include "bad_calls.h"
 #include "cuda_impl.cuh"
 #include "test_util.h"
 
@@ -581,6 +583,51 @@ TEST(CudaArgs, WorkspaceQueryAndBadArguments) {
     p.desc.lengths = bad_lengths;
     a = p.fwd_args(nullptr, 0);
     EXPECT_EQ(call_fwd_cuda(TSRNN_CELL_LSTM, a), TSRNN_ERR_LENGTHS);
+}
+
+// One check sequence for every backend (tsrnn.h, "Errors"): each bad call of bad_calls.h gets the same status from
+// the reference, the CPU kernels and the CUDA kernels. The calls are refused before any data is read, so the CUDA
+// functions get host buffers and no device is needed.
+tsrnn_status call_any(tsrnn_backend backend, tsrnn_cell cell, tsrnn_pass pass, const CallUnderTest<float> &c) {
+    if (backend != TSRNN_BACKEND_CUDA) return call_host(backend, cell, pass, c);
+    return pass == TSRNN_PASS_FWD ? call_fwd_cuda(cell, c.fwd) : call_bwd_cuda(cell, c.bwd);
+}
+
+class CudaSameStatus : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(CudaSameStatus, RefCpuAndCuda) {
+    const BadCall<float> bc = bad_calls<float>()[GetParam()];
+    for (tsrnn_backend backend : {TSRNN_BACKEND_REF, TSRNN_BACKEND_CPU, TSRNN_BACKEND_CUDA})
+        EXPECT_EQ(make_bad_call(bc, backend, call_any), bc.want)
+            << backend_name(backend) << ": " << tsrnn_status_string(bc.want) << " expected";
+}
+
+INSTANTIATE_TEST_SUITE_P(BadCalls, CudaSameStatus, ::testing::Range(size_t(0), bad_calls<float>().size()),
+                         [](const ::testing::TestParamInfo<size_t> &info) {
+                             return bad_calls<float>()[info.param].name;
+                         });
+
+// What the CUDA kernels refuse of valid requests (an LSTM projection; fp64, which has no CUDA function, only the
+// query) they refuse after the common checks: the call and the query answer TSRNN_ERR_UNSUPPORTED where the other
+// backends serve it, while bad calls with a projection get the common statuses (CudaSameStatus, "Projection*").
+TEST(CudaArgs, RefusalsComeAfterTheCommonChecks) {
+    for (tsrnn_pass pass : {TSRNN_PASS_FWD, TSRNN_PASS_BWD}) {
+        SCOPED_TRACE(pass == TSRNN_PASS_FWD ? "forward" : "backward");
+        const BadCall<float> projection{"projection", Cell::Lstm, pass, 2, TSRNN_OK, [](CallUnderTest<float> &) {}};
+        EXPECT_EQ(make_bad_call(projection, TSRNN_BACKEND_REF, call_any), TSRNN_OK);
+        EXPECT_EQ(make_bad_call(projection, TSRNN_BACKEND_CPU, call_any), TSRNN_OK);
+        EXPECT_EQ(make_bad_call(projection, TSRNN_BACKEND_CUDA, call_any), TSRNN_ERR_UNSUPPORTED);
+        CallUnderTest<float> c(Cell::Lstm, 2, 0);
+        size_t bytes = 123;
+        EXPECT_EQ(tsrnn_workspace_size(TSRNN_CELL_LSTM, pass, TSRNN_BACKEND_CUDA, TSRNN_F32, &c.desc, &bytes),
+                  TSRNN_ERR_UNSUPPORTED);
+        EXPECT_EQ(bytes, 0u);
+        EXPECT_EQ(tsrnn_workspace_size(TSRNN_CELL_LSTM, pass, TSRNN_BACKEND_CPU, TSRNN_F32, &c.desc, &bytes), TSRNN_OK);
+        // a bad desc is the desc's status first, fp64 or not
+        c.desc.H = 0;
+        EXPECT_EQ(tsrnn_workspace_size(TSRNN_CELL_LSTM, pass, TSRNN_BACKEND_CUDA, TSRNN_F64, &c.desc, &bytes),
+                  TSRNN_ERR_SHAPE);
+    }
 }
 
 } // namespace

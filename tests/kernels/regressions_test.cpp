@@ -101,7 +101,7 @@ INSTANTIATE_TEST_SUITE_P(Regressions, EmptyBackward, ::testing::ValuesIn(empty_p
 
 // ---- B * H must fit, also when T = 0 -------------------------------------------------------------------------
 
-// Found by the fuzz target: tsrnn__check_desc (kernels/common/api.c) bounded T*B*7H, T*B*D and the weights, but not
+// Found by the fuzz target: the desc check (kernels/common/api.c) bounded T*B*7H, T*B*D and the weights, but not
 // the states' B*R / B*H elements, which the call touches even when T = 0. With T = 0, B = 2^60, H = 1 every check
 // passed and the reference wrote h_n[b] for b up to 2^60 (and b * R could overflow int64). tsrnn.h: sizes whose
 // element counts overflow (bytes in f64 past INT64_MAX) are TSRNN_ERR_SHAPE. The calls get 1-element buffers: a
@@ -144,7 +144,7 @@ template <class real> void check_state_overflow(int64_t B, int64_t H) {
 }
 
 TEST(StateOverflow, BatchTimesHiddenMustFitAlsoWithoutSteps) {
-    const int64_t limit = INT64_MAX / 8; // largest element count tsrnn.h accepts: its f64 bytes fit int64
+    const int64_t limit = TSRNN_MAX_ELEMENTS; // largest element count tsrnn.h accepts
     for (auto [B, H] : {std::pair<int64_t, int64_t>{limit + 1, 1}, {int64_t(1) << 59, 2}, {int64_t(1) << 40, 1 << 21},
                         {INT64_MAX, 1}}) {
         SCOPED_TRACE("B = " + std::to_string(B) + ", H = " + std::to_string(H));

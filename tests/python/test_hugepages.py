@@ -1,4 +1,4 @@
-"""Large CPU outputs ask for transparent huge pages (shim/prepare.h, empty): MADV_HUGEPAGE on the 2 MiB-aligned
+"""Large CPU outputs ask for transparent huge pages (shim/cpu_memory.cpp, empty): MADV_HUGEPAGE on the 2 MiB-aligned
 inside of every new CPU tensor of at least 4 MiB, before the kernel writes it; TSRNN_CPU_HUGEPAGES=0 turns it off.
 
 Checked where the kernel shows it: the VmFlags of the mapping in /proc/self/smaps ("hg" = MADV_HUGEPAGE)."""
@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-import tsrnn  # noqa: F401  (loads the ops)
+import tsrnn  # loads the ops
 
 THP = "/sys/kernel/mm/transparent_hugepage/enabled"
 pytestmark = pytest.mark.skipif(
@@ -40,6 +40,15 @@ def _inside(t: torch.Tensor) -> int:
     return (t.data_ptr() + HUGE - 1) // HUGE * HUGE
 
 
+def _child_env(value: str) -> dict[str, str]:
+    """The environment of a child Python that imports tsrnn as this process does (in the dev tree, conftest.py put
+    torch_ext on this process's sys.path only), with TSRNN_CPU_HUGEPAGES set to value."""
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(tsrnn.__file__)))
+    env = dict(os.environ, TSRNN_CPU_HUGEPAGES=value)
+    env["PYTHONPATH"] = os.pathsep.join([package_root] + [p for p in [env.get("PYTHONPATH")] if p])
+    return env
+
+
 def _big_outputs():
     """An LSTM call whose saved (100 x 64 x 384 floats, 9.8 MB) and y (3.3 MB) are large, h_n small."""
     T, B, H = 100, 64, 64
@@ -64,8 +73,7 @@ def test_results_do_not_depend_on_the_advice():
     results = {}
     for value in ("0", "1"):
         path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"tsrnn_hugepages_{os.getpid()}_{value}.pt")
-        env = dict(os.environ, TSRNN_CPU_HUGEPAGES=value)
-        out = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__), path], env=env,
+        out = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__), path], env=_child_env(value),
                              capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr
         advised = out.stdout.strip().splitlines()[-1]
@@ -86,8 +94,8 @@ def test_bad_setting_is_refused():
         "except RuntimeError as e:\n"
         "    print('refused:', e)\n"
     )
-    env = dict(os.environ, TSRNN_CPU_HUGEPAGES="yes")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", code], env=_child_env("yes"), capture_output=True, text=True,
+                         timeout=300)
     assert out.returncode == 0, out.stderr
     assert "refused:" in out.stdout
     assert "TSRNN_CPU_HUGEPAGES must be 0 or 1 (or unset), got 'yes'" in out.stdout

@@ -1,24 +1,25 @@
-// CPU registration of the tsrnn ops: the shared preparation (shim/prepare.h: checks, outputs, desc), then the
-// optimized CPU kernels of tsrnn.h (tsrnn_{lstm,gru}_{fwd,bwd}_cpu_{f32,f64}) on torch's intra-op threads, and a
-// bad status turned into an error. Schemas: shim/ops.cpp.
+// CPU registration of the tsrnn ops: the shared preparation (shim/prepare.h: checks, outputs, desc) with the CPU's
+// memory policy (shim/cpu_memory.h), then the optimized CPU kernels of tsrnn.h (tsrnn_{lstm,gru}_{fwd,bwd}_cpu_{f32,
+// f64}) on torch's intra-op threads, and a bad status turned into an error. Schemas: shim/ops.cpp.
 #include <torch/csrc/stable/library.h>
 #include <torch/csrc/stable/ops.h>
 #include <torch/csrc/stable/tensor.h>
 
 #include <climits>
 #include <cstdint>
-#include <cstdlib>
 #include <optional>
 #include <tuple>
 
+#include "cpu_memory.h"
 #include "prepare.h"
 #include "tsrnn.h"
 
 namespace tsrnn_shim {
 namespace {
 
-// Every tensor of a CPU call lives on the CPU.
+// Every tensor of a CPU call lives on the CPU, and comes from the CPU's memory policy.
 constexpr Placement kCpu{DeviceType::CPU, -1};
+constexpr Memory kCpuMemory{cpu_memory::empty, cpu_memory::kept_workspace};
 
 // The kernels of one dtype, so each op body is written once for float and double.
 template <class real> struct CpuKernels;
@@ -63,53 +64,13 @@ int torch_pool(void *, int count, tsrnn_task task, void *ctx) {
     return torch_parallel_for(0, count, 1, run_pieces, &pieces) == AOTI_TORCH_SUCCESS ? 0 : 1;
 }
 
-// The CPU workspace: one buffer per calling thread, kept between calls and grown when a call needs more. Fresh
-// memory for every call is what malloc maps anew past 32 MB, and every page of it faults on first touch: measured
-// 10.5k faults per LSTM backward at B = 64, T = 100, H = 256 (about 1.7 us each on this VM). Workspaces larger
-// than kScratchKeep are allocated per call and not kept, so a thread holds at most that much between calls.
-// Nothing reads a workspace before writing it, so reusing one is safe; a call never overlaps another call of
-// the same thread (the pieces on torch's pool are part of the call).
-constexpr size_t kScratchKeep = size_t(256) << 20;
-
-struct Scratch {
-    void *data = nullptr;
-    size_t bytes = 0;
-    Scratch() = default;
-    Scratch(const Scratch &) = delete;
-    Scratch &operator=(const Scratch &) = delete;
-    ~Scratch() { std::free(data); }
-};
-
-Workspace cpu_workspace(const ArgCheck &c, tsrnn_cell cell, tsrnn_pass pass, const tsrnn_desc &d, const Tensor &x) {
-    size_t bytes = 0;
-    c.status(tsrnn_workspace_size(cell, pass, TSRNN_BACKEND_CPU, c.kernel_dtype(), &d, &bytes),
-             "tsrnn_workspace_size");
-    if (bytes == 0 || bytes > kScratchKeep) return workspace(c, cell, pass, TSRNN_BACKEND_CPU, d, x);
-    thread_local Scratch scratch;
-    if (scratch.bytes < bytes) {
-        std::free(scratch.data);
-        scratch.data = nullptr;
-        scratch.bytes = 0;
-        const size_t rounded = (bytes + TSRNN_WORKSPACE_ALIGN - 1) / TSRNN_WORKSPACE_ALIGN * TSRNN_WORKSPACE_ALIGN;
-        void *p = std::aligned_alloc(TSRNN_WORKSPACE_ALIGN, rounded);
-        STD_TORCH_CHECK(p != nullptr, c.op(), ": could not allocate a workspace of ", rounded,
-                        " bytes (out of memory?)");
-        scratch.data = p;
-        scratch.bytes = rounded;
-    }
-    Workspace w;
-    w.data = scratch.data;
-    w.bytes = bytes;
-    return w;
-}
-
 // Runs call<real>(workspace) for x's dtype on torch's threads; a bad status becomes an error.
 template <class Call>
 void run_cpu(const ArgCheck &c, tsrnn_cell cell, tsrnn_pass pass, tsrnn_desc &d, const Tensor &x, const char *name,
              Call &&call) {
     d.num_threads = cpu_threads();
     d.parallel = torch_pool;
-    const Workspace ws = cpu_workspace(c, cell, pass, d, x);
+    const Workspace ws = workspace(c, kCpuMemory, cell, pass, TSRNN_BACKEND_CPU, d, x);
     c.status(c.dtype() == ScalarType::Float ? call(0.0f, ws) : call(0.0, ws), name);
 }
 
@@ -118,8 +79,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_cpu(Tensor x, OptTensor h0, OptT
                                                     bool batch_first, bool reverse, OptTensor w_hr,
                                                     bool need_saved) {
     const ArgCheck c("tsrnn::lstm", x, kCpu);
-    Forward f = prepare_forward(c, TSRNN_CELL_LSTM, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, lengths, batch_first,
-                                reverse, false, need_saved);
+    Forward f = prepare_forward(c, kCpuMemory, TSRNN_CELL_LSTM, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, lengths,
+                                batch_first, reverse, false, need_saved);
     if (f.run)
         run_cpu(c, TSRNN_CELL_LSTM, TSRNN_PASS_FWD, f.desc, x, "tsrnn_lstm_fwd_cpu",
                 [&]<class real>(real, const Workspace &ws) {
@@ -137,8 +98,8 @@ lstm_backward_cpu(Tensor x, OptTensor h0, OptTensor c0, Tensor w_ih, Tensor w_hh
                   OptTensor grad_y, OptTensor grad_h_n, OptTensor grad_c_n, bool batch_first, bool reverse,
                   OptTensor w_hr) {
     const ArgCheck c("tsrnn::lstm_backward", x, kCpu);
-    Backward g = prepare_backward(c, TSRNN_CELL_LSTM, x, h0, c0, w_ih, w_hh, w_hr, saved, lengths, grad_y, grad_h_n,
-                                  grad_c_n, batch_first, reverse, false);
+    Backward g = prepare_backward(c, kCpuMemory, TSRNN_CELL_LSTM, x, h0, c0, w_ih, w_hh, w_hr, saved, lengths, grad_y,
+                                  grad_h_n, grad_c_n, batch_first, reverse, false);
     if (g.run)
         run_cpu(c, TSRNN_CELL_LSTM, TSRNN_PASS_BWD, g.desc, x, "tsrnn_lstm_bwd_cpu",
                 [&]<class real>(real, const Workspace &ws) {
@@ -157,8 +118,8 @@ std::tuple<Tensor, Tensor, Tensor> gru_cpu(Tensor x, OptTensor h0, Tensor w_ih, 
                                            OptTensor b_hh, OptTensor lengths, bool batch_first, bool reverse,
                                            bool reset_after, bool need_saved) {
     const ArgCheck c("tsrnn::gru", x, kCpu);
-    Forward f = prepare_forward(c, TSRNN_CELL_GRU, x, h0, std::nullopt, w_ih, w_hh, b_ih, b_hh, std::nullopt,
-                                lengths, batch_first, reverse, reset_after, need_saved);
+    Forward f = prepare_forward(c, kCpuMemory, TSRNN_CELL_GRU, x, h0, std::nullopt, w_ih, w_hh, b_ih, b_hh,
+                                std::nullopt, lengths, batch_first, reverse, reset_after, need_saved);
     if (f.run)
         run_cpu(c, TSRNN_CELL_GRU, TSRNN_PASS_FWD, f.desc, x, "tsrnn_gru_fwd_cpu",
                 [&]<class real>(real, const Workspace &ws) {
@@ -174,8 +135,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>
 gru_backward_cpu(Tensor x, OptTensor h0, Tensor w_ih, Tensor w_hh, Tensor saved, OptTensor lengths, OptTensor grad_y,
                  OptTensor grad_h_n, bool batch_first, bool reverse, bool reset_after) {
     const ArgCheck c("tsrnn::gru_backward", x, kCpu);
-    Backward g = prepare_backward(c, TSRNN_CELL_GRU, x, h0, std::nullopt, w_ih, w_hh, std::nullopt, saved, lengths,
-                                  grad_y, grad_h_n, std::nullopt, batch_first, reverse, reset_after);
+    Backward g = prepare_backward(c, kCpuMemory, TSRNN_CELL_GRU, x, h0, std::nullopt, w_ih, w_hh, std::nullopt, saved,
+                                  lengths, grad_y, grad_h_n, std::nullopt, batch_first, reverse, reset_after);
     if (g.run)
         run_cpu(c, TSRNN_CELL_GRU, TSRNN_PASS_BWD, g.desc, x, "tsrnn_gru_bwd_cpu",
                 [&]<class real>(real, const Workspace &ws) {
