@@ -17,11 +17,11 @@ namespace tsrnn_shim::cpu_memory {
 namespace {
 
 // Huge pages for a large new CPU buffer, asked for before anything touches it. A fresh large tensor (glibc maps
-// every allocation past 32 MB anew) faults on the first touch of each 4 KiB page; the kernels then write it in
-// full at once. Measured here (tests excepted, THP in "madvise" mode): a fresh 39 MB tensor, the saved
-// activations of an LSTM at B = 64, T = 100, H = 256, takes 13.6 ms to fill with 4 KiB pages and 3.3 ms with
-// MADV_HUGEPAGE. Only the 2 MiB-aligned inside of the buffer is advised, so no other allocation is affected;
-// the advice is a hint (an error or a kernel without THP changes nothing). TSRNN_CPU_HUGEPAGES=0 turns it off.
+// every allocation past 32 MB anew) faults on the first touch of each 4 KiB page, and the kernels then write it in
+// full at once (the saved activations of a training forward are tens of MB): with 2 MiB pages that costs a
+// fraction of the faults. Only the 2 MiB-aligned inside of the buffer is advised, so no other allocation is
+// affected; the advice is a hint (an error or a kernel without THP changes nothing). TSRNN_CPU_HUGEPAGES=0 turns
+// it off.
 constexpr size_t kHugePageHintBytes = size_t(4) << 20;
 
 // TSRNN_CPU_HUGEPAGES: unset or "1" on, "0" off; anything else fails every CPU call with this message.
@@ -49,9 +49,8 @@ void advise_huge_pages(void *data, size_t bytes) {
 }
 
 // The CPU workspace: one buffer per calling thread, kept between calls and grown when a call needs more. Fresh
-// memory for every call is what malloc maps anew past 32 MB, and every page of it faults on first touch: measured
-// 10.5k faults per LSTM backward at B = 64, T = 100, H = 256 (about 1.7 us each on this VM). Workspaces larger
-// than kScratchKeep are allocated per call and not kept, so a thread holds at most that much between calls.
+// memory for every call is what malloc maps anew past 32 MB, and every page of it would fault again on first
+// touch in every call (thousands of faults per large backward). Workspaces larger than kScratchKeep are allocated per call and not kept, so a thread holds at most that much between calls.
 // Nothing reads a workspace before writing it, so reusing one is safe; a call never overlaps another call of
 // the same thread (the pieces on torch's pool are part of the call).
 constexpr size_t kScratchKeep = size_t(256) << 20;

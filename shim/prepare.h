@@ -25,7 +25,7 @@ inline Tensor zeros(const Tensor &like, std::vector<int64_t> shape) { return tor
 
 // A new uninitialized contiguous tensor on like's device, of like's dtype or the given C-shim dtype code. Made by
 // the C shim's empty_strided, a direct call: the 2.10 stable new_empty goes through the dispatcher by name and
-// boxes its arguments, which costs more than a small kernel call (measured with callgrind on the notebook ops).
+// boxes its arguments, which costs more than a small kernel call.
 // No memory policy: the plain allocation a device's policy builds on.
 inline Tensor allocate(const Tensor &like, const std::vector<int64_t> &shape,
                        std::optional<int32_t> dtype = std::nullopt) {
