@@ -1,7 +1,7 @@
 /*
  * Internal to kernels/cpu: what the public entry points (cpu_api.c) hand to one instruction-set variant of the
- * kernels (cpu_<dtype>_<isa>.c, each a copy of cpu_kernels.inc compiled for one vector width), the workspace
- * layout they share, and the thread helper. Not installed.
+ * kernels (cpu_<dtype>_<isa>.c, each a copy of cpu_kernels.inc and the four files it includes compiled for one
+ * vector width), the workspace layout they share, and the thread helper. Not installed.
  *
  * Shape letters as in tsrnn.h; in addition
  *   M   = T*B rows of the sequence matrices, row m = t*B + b
