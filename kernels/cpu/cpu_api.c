@@ -94,9 +94,9 @@ void tsrnn__cpu_layout_of(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, c
         l->dg = take(l, mul_sz(mul_sz(M, LDG), es));
         l->hprev = take(l, mul_sz(mul_sz(M, LDH), es));
         l->rhprev = gru0 ? take(l, mul_sz(mul_sz(M, LDH), es)) : 0;
-        l->xc = take(l, mul_sz(mul_sz(M, LDX), es));
+        l->x_copy = take(l, mul_sz(mul_sz(M, LDX), es));
         l->dhs = proj ? take(l, mul_sz(mul_sz(M, LDH), es)) : 0;
-        l->mc = proj ? take(l, mul_sz(mul_sz(M, LDM), es)) : 0;
+        l->m_copy = proj ? take(l, mul_sz(mul_sz(M, LDM), es)) : 0;
         l->whhp = take(l, mul_sz(mul_sz(G * H, Rp), es));
         l->whrp = proj ? take(l, mul_sz(P, row)) : 0;
         {   /* W_ih as column panels of Dp for grad_x, or W_ih^T (D x G*H rounded up) for its small-D form */

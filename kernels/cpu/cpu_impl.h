@@ -1,7 +1,7 @@
 /*
  * Internal to kernels/cpu: what the public entry points (cpu_api.c) hand to one instruction-set variant of the
- * kernels (cpu_<dtype>_<isa>.c, each a copy of cpu_kernels.inc compiled for one vector width), the workspace
- * layout they share, and the thread helper. Not installed.
+ * kernels (cpu_<dtype>_<isa>.c, each a copy of cpu_kernels.inc and the four files it includes compiled for one
+ * vector width), the workspace layout they share, and the thread helper. Not installed.
  *
  * Shape letters as in tsrnn.h; in addition
  *   M   = T*B rows of the sequence matrices, row m = t*B + b
@@ -34,7 +34,7 @@ extern "C" {
  * thread (and the thread partitions are still exercised by small tests). */
 #define TSRNN_CPU_MIN_WORK_PER_THREAD (1 << 18)
 /* Rows m per block of the weight-gradient products. */
-#define TSRNN_CPU_MC 256
+#define TSRNN_CPU_WGRAD_BLOCK_ROWS 256
 
 /*
  * Leading dimension (elements) of an internal row of n values with pad elements per 64 bytes: n rounded up to
@@ -50,7 +50,7 @@ static inline int64_t tsrnn__cpu_ld(int64_t n, int64_t pad) {
 /* Byte offsets of the workspace buffers of one call; 0-sized buffers get offset 0 and must not be used. */
 typedef struct tsrnn__cpu_layout {
     /* forward */
-    size_t wx;     /* packed W_ih^T: per block of VL hidden units, D rows of NG gate vectors (D*NG*Hp) */
+    size_t wx;     /* packed W_ih^T: per block of VL hidden units, D rows of G gate vectors (D*G*Hp) */
     size_t wh;     /* packed W_hh^T: the same with R rows (GRU reset_after=0: r, z only) */
     size_t whn;    /* GRU reset_after=0: W_hn^T packed the same, H*Hp */
     size_t whr;    /* LSTM P > 0: W_hr^T (H x P) as column panels of Pp (B operand of h = m W_hr^T), H*Pp */
@@ -65,9 +65,9 @@ typedef struct tsrnn__cpu_layout {
     size_t dg;     /* M x LDG pre-activation gate gradients */
     size_t hprev;  /* M x LDH h_{t-1} of each row */
     size_t rhprev; /* GRU reset_after=0: M x LDH r * h_{t-1} */
-    size_t xc;     /* M x LDX x, zero past a sequence's length */
+    size_t x_copy; /* M x LDX x, zero past a sequence's length */
     size_t dhs;    /* LSTM P > 0: M x LDH dh_t of each row (grad_y added), zero past a sequence's length */
-    size_t mc;     /* LSTM P > 0: M x LDM m_t of each row, zero past a sequence's length */
+    size_t m_copy; /* LSTM P > 0: M x LDM m_t of each row, zero past a sequence's length */
     size_t whhp;   /* W_hh (G*H x R) as column panels of Rp, padded with zeros (B operand of dh = dg W_hh) */
     size_t whrp;   /* LSTM P > 0: W_hr (P x H) as column panels of Hp (B operand of dm = dh W_hr) */
     size_t wihp;   /* W_ih as column panels of Dp (grad_x = dg W_ih), or W_ih^T when D is small */
