@@ -4,6 +4,7 @@
 // in; tsrnn_status_string for every value; tsrnn_workspace_size and tsrnn_saved_row.
 #include <string>
 
+#include "bad_calls.h"
 #include "test_util.h"
 
 namespace tsrnn_test {
@@ -33,37 +34,6 @@ std::vector<Target> all_targets() {
     return out;
 }
 
-// A valid call (T = 3, B = 2, D = 2, H = 3, lengths {3, 1}, every optional argument present) with a workspace
-// of `need` bytes (plus room to misalign it), which a test breaks in one way before making it. `desc` is the
-// call's own copy. Holds pointers into itself: built in place, never copied.
-template <class real> struct Call {
-    Problem<real> p;
-    tsrnn_desc desc{};
-    size_t need = 0;
-    int64_t lengths[2] = {3, 1};
-    Workspace ws;
-    FwdArgs<real> fwd{};
-    BwdArgs<real> bwd{};
-
-    Call(const Target &tg, size_t need_bytes)
-        : p(valid_case(tg), 7), need(need_bytes), ws(need_bytes + TSRNN_WORKSPACE_ALIGN) {
-        desc = p.desc;
-        desc.lengths = lengths;
-        fwd = p.fwd_args(ws.data(), need);
-        bwd = p.bwd_args(ws.data(), need);
-        fwd.desc = bwd.desc = &desc;
-    }
-    Call(const Call &) = delete;
-    Call &operator=(const Call &) = delete;
-
-    static Case valid_case(const Target &tg) {
-        Case c;
-        c.cell = tg.cell;
-        c.T = 3, c.B = 2, c.D = 2, c.H = 3;
-        return c;
-    }
-};
-
 tsrnn_status query(const Target &tg, const tsrnn_desc &desc, size_t *bytes) {
     return tsrnn_workspace_size(cell_of(tg.cell), tg.pass, tg.backend, tg.dtype, &desc, bytes);
 }
@@ -74,14 +44,14 @@ tsrnn_status query(const Target &tg, const tsrnn_desc &desc, size_t *bytes) {
 template <class real, class Mutate> tsrnn_status run(const Target &tg, Mutate &&mutate) {
     size_t need = 0;
     {
-        Call<real> valid(tg, 0);
+        CallUnderTest<real> valid(tg.cell, 0, 0);
         EXPECT_EQ(query(tg, valid.desc, &need), TSRNN_OK);
-        Call<real> probe(tg, need);
+        CallUnderTest<real> probe(tg.cell, 0, need);
         mutate(probe);
         size_t changed = 0;
         if (query(tg, probe.desc, &changed) == TSRNN_OK) need = changed;
     }
-    Call<real> call(tg, need);
+    CallUnderTest<real> call(tg.cell, 0, need);
     mutate(call);
     if (tg.pass == TSRNN_PASS_FWD) return call_fwd(cell_of(tg.cell), tg.backend, call.fwd);
     return call_bwd(cell_of(tg.cell), tg.backend, call.bwd);
