@@ -107,6 +107,11 @@ void tsrnn__cpu_layout_of(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, c
         l->dcbuf = lstm ? take(l, mul_sz(B, row)) : 0;
         l->dmbuf = proj ? take(l, mul_sz(B, row)) : 0;
         l->drh = gru0 ? take(l, mul_sz(B, row)) : 0;
+        {
+            const size_t weights = mul_sz(G * H, R) + mul_sz(G * H, D) + mul_sz(P, H);
+            const size_t levels = (size_t)tsrnn__cpu_wgrad_levels((int64_t)M);
+            l->wsum = levels ? take(l, mul_sz(mul_sz(levels, weights), es)) : 0;
+        }
     }
     l->rows = take(l, mul_sz(B, sizeof(int64_t)));
 }

@@ -33,8 +33,22 @@ extern "C" {
  * 5 us of one core, a fraction of what starting and joining a thread costs, so only trivial calls stay on one
  * thread (and the thread partitions are still exercised by small tests). */
 #define TSRNN_CPU_MIN_WORK_PER_THREAD (1 << 18)
-/* Rows m per block of the weight-gradient products. */
+/* Rows m per block of the weight-gradient products: each block's sum starts from zero. */
 #define TSRNN_CPU_WGRAD_BLOCK_ROWS 256
+/*
+ * Block sums of the weight gradients are added up in a fixed tree, not one running sum over all M rows (whose
+ * rounding error grows with M): TSRNN_CPU_WGRAD_FAN block sums make a level-1 sum, as many level-1 sums a level-2
+ * sum, and the output adds up the top level's sums. tsrnn__cpu_wgrad_levels(M) is how many levels sit between the
+ * blocks and the output (0: the output adds the block sums itself), each a buffer the size of the weight
+ * gradients in the workspace. The bias gradients (column sums of dg) are pairwise sums over leaves of
+ * TSRNN_CPU_BIAS_LEAF_ROWS rows. Either way the order depends on M alone.
+ */
+#define TSRNN_CPU_WGRAD_FAN 16
+#define TSRNN_CPU_BIAS_LEAF_ROWS 16
+static inline int tsrnn__cpu_wgrad_levels(int64_t M) {
+    const int64_t blocks = (M + TSRNN_CPU_WGRAD_BLOCK_ROWS - 1) / TSRNN_CPU_WGRAD_BLOCK_ROWS;
+    return blocks <= TSRNN_CPU_WGRAD_FAN ? 0 : blocks <= TSRNN_CPU_WGRAD_FAN * TSRNN_CPU_WGRAD_FAN ? 1 : 2;
+}
 
 /*
  * Leading dimension (elements) of an internal row of n values with pad elements per 64 bytes: n rounded up to
@@ -75,6 +89,8 @@ typedef struct tsrnn__cpu_layout {
     size_t dcbuf;  /* B x Hp LSTM dc carried between steps */
     size_t dmbuf;  /* LSTM P > 0: B x Hp dm = dh W_hr of the step */
     size_t drh;    /* GRU reset_after=0: B x Hp d(r*h) */
+    size_t wsum;   /* tsrnn__cpu_wgrad_levels(M) x [G*H x R | G*H x D | P x H]: the tree's levels of the weight
+                      gradients, laid out as grad_w_hh, grad_w_ih, grad_w_hr */
     /* both */
     size_t rows;   /* B int64: active rows of each thread's batch slice */
     size_t total;

@@ -229,6 +229,25 @@ INSTANTIATE_TEST_SUITE_P(ProjWide, CpuVsRef,
                                             ::testing::Values(Opts::Full)),
                          grid_name);
 
+// Long sums: M = T * B rows past 16 and past 256 blocks of TSRNN_CPU_WGRAD_BLOCK_ROWS, so the weight gradients go
+// through one and two levels of their tree (cpu_impl.h) and the bias gradients through many pairwise levels; D = 3
+// takes the transposed grad_w_ih (D below the vector width), D = 20 the plain one (for f32); with and without a
+// projection.
+INSTANTIATE_TEST_SUITE_P(LongSums, CpuVsRef,
+                         ::testing::Combine(::testing::Values(Cell::Lstm, Cell::Gru0, Cell::Gru1),
+                                            ::testing::Values(TSRNN_F32, TSRNN_F64),
+                                            ::testing::Values(Shape{130, 40, 3, 5}, Shape{1100, 64, 3, 5},
+                                                              Shape{1100, 64, 20, 6}),
+                                            ::testing::Values(0, 1), ::testing::Bool(),
+                                            ::testing::Values(Layout::BatchFirst), ::testing::Values(Opts::Full)),
+                         grid_name);
+INSTANTIATE_TEST_SUITE_P(ProjLongSums, CpuVsRef,
+                         ::testing::Combine(::testing::Values(Cell::Lstm), ::testing::Values(TSRNN_F32, TSRNN_F64),
+                                            ::testing::Values(Shape{1100, 64, 3, 5, 2}),
+                                            ::testing::Values(0, 1), ::testing::Bool(),
+                                            ::testing::Values(Layout::BatchFirst), ::testing::Values(Opts::Full)),
+                         grid_name);
+
 // x_stride_t = 0 (every step reads the same x row), forward and backward without grad_x; LSTM also with P = 3.
 class CpuVsRefBroadcast : public ::testing::TestWithParam<std::tuple<Cell, tsrnn_dtype, int64_t /*P*/>> {};
 
