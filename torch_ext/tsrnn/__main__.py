@@ -67,9 +67,23 @@ def _bench(args: argparse.Namespace) -> int:
 
     from .app import bench
 
+    if args.accuracy:
+        from .app import accuracy
+
+        doc = accuracy.run(accuracy.grid(cells=args.cells), command="python -m tsrnn bench " + " ".join(args.argv))
+        if args.out:
+            bench.write_json(doc, args.out)
+            print(f"wrote {args.out}")
+        print(accuracy.markdown_table(doc))
+        return 0
     if args.table:
         with open(args.table) as f:
             doc = json.load(f)
+        if doc.get("kind") == "accuracy":
+            from .app import accuracy
+
+            print(accuracy.markdown_table(doc))
+            return 0
         print(bench.markdown_table(doc))
         if args.chart:
             bench.write_chart(doc, args.chart)
@@ -128,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     bn.add_argument("--B", type=_int_list, default=None, help="batch sizes, comma list")
     bn.add_argument("--T", type=_int_list, default=None, help="sequence lengths, comma list")
     bn.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to run (default cpu)")
+    bn.add_argument("--accuracy", action="store_true", help="instead of timing: every output's and gradient's error "
+                    "against an fp64 truth, tsrnn's and nn.*'s, over rows T*B from 1 to ~10^6 (CPU, fp32)")
     bn.add_argument("--reps", type=_positive_int, default=20, help="timed repetitions per backend (default 20)")
     bn.add_argument("--out", default=None, help="write the results as JSON to this file")
     bn.add_argument("--chart", default=None, help="write a speedup chart (SVG; in an HTML page when the name ends in "

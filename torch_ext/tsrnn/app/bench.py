@@ -285,7 +285,7 @@ def format_row(r: dict) -> str:
             f"{r['tsrnn_gflops']:>10.1f} {r['torch_gflops']:>10.1f}")
 
 
-def _write_json(doc: dict, path: str) -> None:
+def write_json(doc: dict, path: str) -> None:
     """Whole or not at all: a run killed mid-write leaves the previous version."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp"
@@ -328,7 +328,7 @@ def run(points: list[Point], reps: int = 20, out: str | None = None, chart: str 
             results.append(r)
             log(format_row(r))
         if out:
-            _write_json(doc, out)
+            write_json(doc, out)
     if out:
         log(f"wrote {out}")
     if failed:
