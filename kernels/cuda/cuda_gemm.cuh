@@ -5,8 +5,11 @@
  *   C[m][n] = sum_k a(m, k) * b(n, k),   0 <= m < M, 0 <= n < N, 0 <= k < K
  *
  * A 64 x 64 tile of C per block of 256 threads, 4 x 4 outputs per thread, K in steps of 16 through shared memory.
- * Each output is summed in ascending k within a split; with split-K (blockIdx.z) the splits' partial sums go to a
- * workspace buffer and splitk_reduce adds them in split order, so every result is deterministic.
+ * Each output's sum over its split's k is a fixed tree, not one running sum (whose rounding error grows with K: the
+ * weight gradients sum over all T*B rows): each step of 16 k is summed from zero, kFan of those make a level-1 sum,
+ * kFan level-1 sums a level-2 sum, and the level-2 sums are added in order. With split-K (blockIdx.z) the splits'
+ * partial sums go to a workspace buffer and splitk_reduce adds them pairwise. Every order depends on the
+ * sizes alone, so every result is deterministic.
  *
  * A loader is a small struct with `float operator()(int64_t i, int64_t k) const` (i = m or n) and
  * `static constexpr bool k_contiguous`, which says whether consecutive k are adjacent in memory (the tile load then
@@ -138,13 +141,14 @@ __global__ void __launch_bounds__(kThreads) gemm_kernel(const LoadA a, const Loa
     const int64_t k_end = k_begin + k_per_split < K ? k_begin + k_per_split : K;
     const int tx = threadIdx.x % 16, ty = threadIdx.x / 16; /* outputs m0 + 4 ty + i, n0 + 4 tx + j */
 
-    float acc[4][4];
+    float acc[4][4], level1[4][4], level2[4][4], top[4][4]; /* the tree of the file's opening comment */
 #pragma unroll
     for (int i = 0; i < 4; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] = 0.f;
+        for (int j = 0; j < 4; ++j) acc[i][j] = level1[i][j] = level2[i][j] = top[i][j] = 0.f;
+    int64_t step = 0; /* steps of kTileK done in this split */
 
-    for (int64_t k0 = k_begin; k0 < k_end; k0 += kTileK) {
+    for (int64_t k0 = k_begin; k0 < k_end; k0 += kTileK, ++step) {
 #pragma unroll
         for (int e = 0; e < (kTileM * kTileK) / kThreads; ++e) {
             const int idx = threadIdx.x + e * kThreads;
@@ -173,7 +177,22 @@ __global__ void __launch_bounds__(kThreads) gemm_kernel(const LoadA a, const Loa
                 for (int j = 0; j < 4; ++j) acc[i][j] += ar[i] * br[j];
         }
         __syncthreads();
+        /* the step's sum joins level 1; a full level 1 joins level 2, a full level 2 the top */
+        const bool full1 = (step + 1) % kFan == 0, full2 = full1 && ((step + 1) / kFan) % kFan == 0;
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                level1[i][j] += acc[i][j];
+                acc[i][j] = 0.f;
+                if (full1) level2[i][j] += level1[i][j], level1[i][j] = 0.f;
+                if (full2) top[i][j] += level2[i][j], level2[i][j] = 0.f;
+            }
     }
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = (top[i][j] + level2[i][j]) + level1[i][j];
 
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
@@ -189,15 +208,16 @@ __global__ void __launch_bounds__(kThreads) gemm_kernel(const LoadA a, const Loa
     }
 }
 
-/* Adds the splits' partial sums in split order and stores them. */
+/* Adds the splits' partial sums pairwise (split z + w into split z, w = 1, 2, 4, ...: an order set by the split
+   count alone; the buffer is scratch) and stores them. */
 template <class Store>
-__global__ void __launch_bounds__(kThreads) splitk_reduce_kernel(const float *partial, int64_t splits, int64_t M,
+__global__ void __launch_bounds__(kThreads) splitk_reduce_kernel(float *partial, int64_t splits, int64_t M,
                                                                    int64_t N, const Store store) {
     const int64_t total = M * N;
     for (int64_t idx = (int64_t)blockIdx.x * kThreads + threadIdx.x; idx < total; idx += (int64_t)gridDim.x * kThreads) {
-        float sum = 0.f;
-        for (int64_t z = 0; z < splits; ++z) sum += partial[z * total + idx];
-        store(idx / N, idx % N, sum);
+        for (int64_t w = 1; w < splits; w *= 2)
+            for (int64_t z = 0; z + w < splits; z += 2 * w) partial[z * total + idx] += partial[(z + w) * total + idx];
+        store(idx / N, idx % N, partial[idx]);
     }
 }
 
@@ -222,8 +242,7 @@ tsrnn_status gemm(cudaStream_t stream, const LoadA &a, const LoadB &b, const Sto
     if (part) {
         const int64_t blocks = ceil_div(M * N, kThreads);
         cfg.gridDim = dim3((unsigned)(blocks < 4096 ? blocks : 4096));
-        TSRNN_CUDA_TRY(cudaLaunchKernelEx(&cfg, splitk_reduce_kernel<Store>, (const float *)part, split.splits, M, N,
-                                          store));
+        TSRNN_CUDA_TRY(cudaLaunchKernelEx(&cfg, splitk_reduce_kernel<Store>, part, split.splits, M, N, store));
     }
     return TSRNN_OK;
 }

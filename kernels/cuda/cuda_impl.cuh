@@ -146,6 +146,7 @@ BwdWorkspace bwd_workspace(int cell, const tsrnn_desc *d, void *base);
 /* ---- GEMM split-K plan (from sizes only, so workspace sizes never depend on the device) ------------------- */
 
 constexpr int kTileM = 64, kTileN = 64, kTileK = 16;
+constexpr int kFan = 16; /* sums per level of the GEMMs' summation tree (cuda_gemm.cuh) */
 
 struct SplitK {
     int64_t splits;   /* blockIdx.z count */
