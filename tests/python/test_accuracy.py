@@ -29,3 +29,11 @@ def test_relative_error():
     assert accuracy.relative_error(torch.tensor([1.5, -4.0]), truth) == pytest.approx(0.125)
     assert accuracy.relative_error(torch.zeros(2), torch.zeros(2, dtype=torch.float64)) == 0.0
     assert accuracy.relative_error(torch.ones(2), torch.zeros(2, dtype=torch.float64)) == float("inf")
+
+
+def test_run_records_the_machine_and_makes_a_table():
+    doc = accuracy.run([accuracy.AccuracyPoint("gru", 3, 2, 1, 4)], log=lambda *a: None, command="c")
+    assert doc["kind"] == "accuracy" and doc["machine"]["processor"] and doc["machine"]["cores"] >= 1
+    assert "peak" not in doc["machine"]  # no FMA probe for an accuracy run
+    table = accuracy.markdown_table(doc)
+    assert doc["machine"]["processor"] in table and "| gru | 3 | 2 | 1 | 4 | 6 | grad bias_ih_l0 |" in table

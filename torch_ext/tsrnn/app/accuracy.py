@@ -11,14 +11,13 @@ figures are deterministic: the same on every run of the same build, so tests can
 
 from __future__ import annotations
 
-import datetime
-import platform
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
 from ..modules import GRU, LSTM
+from .bench import machine_info
 
 # (D, H) classes and the (T, B) of each; T * B runs from 1 to 1,024,000 rows for the small sizes
 GRID = {
@@ -103,9 +102,7 @@ def within_bound(r: dict, factor: float = 1.5, slack: float = 1e-7) -> list[str]
 
 
 def run(points: list[AccuracyPoint], log=print, command: str | None = None) -> dict:
-    doc = {"kind": "accuracy", "command": command, "machine": {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-        timespec="seconds"), "processor": platform.processor(), "torch": torch.__version__,
-        "threads": torch.get_num_threads()}, "results": []}
+    doc = {"kind": "accuracy", "command": command, "machine": machine_info("cpu", peak=False), "results": []}
     log(f"{'cell':<5} {'T':>5} {'B':>4} {'D':>4} {'H':>4} {'rows':>8} | worst tensor: tsrnn err, nn.* err, ratio")
     for p in points:
         r = measure(p)
@@ -119,7 +116,7 @@ def run(points: list[AccuracyPoint], log=print, command: str | None = None) -> d
 def markdown_table(doc: dict) -> str:
     """One row per point and tensor: tsrnn's and nn.*'s error against fp64 and their ratio."""
     m = doc["machine"]
-    lines = [f"torch {m['torch']}, {m['threads']} threads, {m['date'][:10]}. Command: "
+    lines = [f"{m['processor']}, torch {m['torch']}, {m['threads']} threads, {m['date'][:10]}. Command: "
              f"`{doc.get('command') or 'python -m tsrnn bench --accuracy'}`. Error: max|fp32 - fp64| / max|fp64|.", "",
              "| cell | T | B | D | H | rows | tensor | tsrnn err | nn.* err | ratio |",
              "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]

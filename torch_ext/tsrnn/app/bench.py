@@ -243,7 +243,8 @@ def measure_peak(threads: int) -> dict | None:
     return json.loads(out)
 
 
-def machine_info(device: str = "cpu") -> dict:
+def machine_info(device: str = "cpu", peak: bool = True) -> dict:
+    """Date, CPU model, cores, versions and threads; on CUDA the GPU, else (with peak) the measured FMA peak."""
     info = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": platform.machine(),
@@ -257,7 +258,7 @@ def machine_info(device: str = "cpu") -> dict:
         props = torch.cuda.get_device_properties(device)
         info.update(gpu=props.name, sms=props.multi_processor_count, cuda=torch.version.cuda,
                     cudnn=torch.backends.cudnn.version(), capability=f"{props.major}.{props.minor}")
-    else:
+    elif peak:
         info["peak"] = measure_peak(torch.get_num_threads())
     return info
 
