@@ -14,6 +14,8 @@
 #         pytest          tests/python/test_cuda.py against the dev tree (no pip install)
 #         bench           python -m tsrnn bench --device cuda (each point written as soon as it is timed)
 #         sanitize        compute-sanitizer memcheck, racecheck, synccheck on a few small cases
+#         forecast        the main job on the GPU, 3 epochs: python -m tsrnn forecast --device cuda (needs plotly,
+#                         which the GPU image lacks: carry its wheel in .whl, see the device tool's README)
 #
 # Output in $OUT (the device tool's folder; build/gpu-out when unset), at most 6 files: gpu_check.log (everything),
 # gpu_check.json (facts, each stage's status, time and counts; rewritten after every stage), gtest_critical.json,
@@ -49,7 +51,7 @@ export PYTHONUNBUFFERED=1 CMAKE_BUILD_PARALLEL_LEVEL=$JOBS TORCH_CUDA_ARCH_LIST=
 export TSRNN_OPS_LIBRARY=$BUILD/_tsrnn_ops.so PYTHONPATH=$ROOT/torch_ext${PYTHONPATH:+:$PYTHONPATH}
 
 STAGES=("$@")
-[ ${#STAGES[@]} -eq 0 ] && STAGES=(facts build gtest-critical gtest pytest bench sanitize)
+[ ${#STAGES[@]} -eq 0 ] && STAGES=(facts build gtest-critical gtest pytest bench sanitize forecast)
 
 say() { echo "[gpu_check $(date +%H:%M:%S)] $*" | tee -a "$LOG"; }
 
@@ -255,6 +257,16 @@ stage_sanitize() {
   record sanitize "$(rc_status $worst)" $((SECONDS - t0)) "$notes"
 }
 
+stage_forecast() {
+  local t0=$SECONDS
+  need_gpu forecast || return 0
+  "$PY" -c "import plotly, tqdm" > /dev/null 2>&1 || { record forecast SKIP 0 "plotly or tqdm not importable"; return 0; }
+  run_logged forecast 90 "$PY" -m tsrnn forecast --device cuda --epochs 3 --out "$WORK/forecast"
+  local rc=$?
+  record forecast "$(rc_status $rc)" $((SECONDS - t0)) "$(grep -E 'training speed' "$WORK/forecast.log" | \
+    sed -E 's/.*training speed torch\/tsrnn ([0-9.]+x).*/\1/' | tr '\n' ' ')"
+}
+
 # ---- summary: gpu_check.json, and a table on the terminal ----------------------------------------------------------
 
 summarize() {
@@ -297,9 +309,9 @@ EOF
 say "stages: ${STAGES[*]}; out: $OUT; jobs: $JOBS; GPU: $([ $HAVE_GPU -eq 1 ] && echo yes || echo no)"
 for stage in "${STAGES[@]}"; do
   case $stage in
-    facts | build | gtest | pytest | bench | sanitize) "stage_$stage" ;;
+    facts | build | gtest | pytest | bench | sanitize | forecast) "stage_$stage" ;;
     gtest-critical) stage_gtest_critical ;;
-    *) say "unknown stage '$stage' (facts build gtest-critical gtest pytest bench sanitize)"; exit 2 ;;
+    *) say "unknown stage '$stage' (facts build gtest-critical gtest pytest bench sanitize forecast)"; exit 2 ;;
   esac
 done
 summarize | tee -a "$LOG"

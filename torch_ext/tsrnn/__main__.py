@@ -7,6 +7,16 @@ import sys
 
 
 
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -33,13 +43,14 @@ def _backends(text: str) -> list[str]:
 
 
 def _forecast(args: argparse.Namespace) -> int:
-    from .app.job import DataError, JobConfig, run_job
+    from .app.job import JobConfig, JobError, run_job
 
     cfg = JobConfig(epochs=args.epochs, hidden=args.hidden, seq_len=args.seq_len, cells=tuple(args.cells),
-                    backends=tuple(args.backends), csv=args.csv, column=args.column, out=args.out, seed=args.seed)
+                    backends=tuple(args.backends), csv=args.csv, column=args.column, out=args.out, seed=args.seed,
+                    device=args.device, warmup_steps=args.warmup_steps)
     try:
         run_job(cfg)
-    except DataError as e:
+    except JobError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
@@ -111,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         help="the notebook's forecasting job on tsrnn and torch.nn side by side, with an HTML report",
         description="Trains the seed notebook's one-step-ahead forecaster (recurrent layer + linear head) for each "
         "cell on each backend from the same initial weights and batches, then writes metrics.json and a "
-        "self-contained report.html (series, loss curves, test predictions, rollout, gate heatmaps).",
+        "self-contained report.html (series, loss curves, epoch times, test predictions, rollout, gate heatmaps). "
+        "The backends train alternately, one epoch each in turn, after an untimed warm-up; the speed ratio is the "
+        "median of the per-epoch ratios.",
     )
     fc.add_argument("--epochs", type=_positive_int, default=40, help="training epochs per run (default 40)")
     fc.add_argument("--hidden", type=_positive_int, default=32, help="hidden size of the recurrent layer (default 32)")
@@ -127,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     fc.add_argument("--out", default="report", help="folder for report.html and metrics.json (default report/)")
     fc.add_argument("--seed", type=int, default=42,
                     help="seed of the toy series, the initial weights and the batch order (default 42)")
+    fc.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="train both backends on the CPU or on the GPU (default cpu)")
+    fc.add_argument("--warmup-steps", type=_nonnegative_int, default=3,
+                    help="untimed optimizer steps per backend, on a copy of the model, before the timed epochs "
+                    "(default 3)")
     bn = sub.add_parser(
         "bench",
         help="time tsrnn against nn.LSTM / nn.GRU side by side (each point validated first)",

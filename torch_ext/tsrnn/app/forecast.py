@@ -25,6 +25,8 @@ __all__ = [
     "split_and_scale",
     "train_forecaster",
     "compare_backends",
+    "speed_ratio",
+    "Trainer",
 ]
 
 CELLS = ("lstm", "gru")
@@ -112,6 +114,64 @@ class TorchRNNForecaster(nn.Module):
         return self.head(out[:, -1, :])
 
 
+class Trainer:
+    """The notebook's training loop for one model, one epoch per call of ``epoch()``: Adam, MSE, shuffled batches
+    from a generator seeded with ``seed`` (two trainers with the same seed see the same batches in the same order),
+    gradient-norm clipping. The data are moved to the model's device once."""
+
+    def __init__(self, model: nn.Module, X: np.ndarray, y: np.ndarray, *, lr: float = 1e-3, batch_size: int = 64,
+                 max_grad_norm: float = 1.0, seed: int = 42):
+        device = next(model.parameters()).device
+        self.model, self.batch_size, self.max_grad_norm = model, batch_size, max_grad_norm
+        self.X = torch.tensor(X, dtype=torch.float32, device=device)
+        self.y = torch.tensor(y, dtype=torch.float32, device=device)
+        self.opt = torch.optim.Adam(model.parameters(), lr=lr)
+        self.loss_fn = nn.MSELoss()
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def step(self, idx: torch.Tensor) -> float:
+        """One optimizer step on the rows ``idx``; returns the batch's mean loss."""
+        xb, yb = self.X[idx], self.y[idx]
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model(xb), yb)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm)
+        self.opt.step()
+        return float(loss.item())
+
+    def epoch(self) -> float:
+        """One pass over the data in a fresh shuffled order; returns the epoch's mean loss."""
+        self.model.train()
+        total = 0.0
+        for idx in torch.randperm(len(self.X), generator=self.gen).split(self.batch_size):
+            total += self.step(idx.to(self.X.device)) * len(idx)
+        return total / len(self.X)
+
+    def warm_up(self, steps: int) -> None:
+        """``steps`` optimizer steps of a throwaway copy (model and optimizer) on the real batch shapes, the last
+        one the epoch's short tail batch when there is one, so one-time costs (dispatch caches, workspace and
+        allocator growth, first-touch pages) stay out of the timed epochs. This trainer is left untouched: its
+        weights, optimizer state and batch order."""
+        if steps < 1:
+            return
+        twin = copy.copy(self)
+        twin.model = copy.deepcopy(self.model)
+        twin.opt = torch.optim.Adam(twin.model.parameters(), lr=self.opt.param_groups[0]["lr"])
+        twin.model.train()
+        n, b = len(self.X), self.batch_size
+        sizes = [min(b, n)] * steps
+        if n % b and n > b:
+            sizes[-1] = n % b
+        for size in sizes:
+            twin.step(torch.arange(size, device=self.X.device))
+        _sync(self.X.device)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def train_forecaster(
     model: nn.Module,
     X: np.ndarray,
@@ -124,58 +184,60 @@ def train_forecaster(
     seed: int = 42,
     on_epoch=None,
 ) -> np.ndarray:
-    """The notebook's training loop. Batches are drawn from a generator seeded with ``seed``, so two models
-    trained with the same seed see the same batches in the same order. Returns the per-epoch mean loss."""
-    X_t = torch.tensor(X, dtype=torch.float32)
-    y_t = torch.tensor(y, dtype=torch.float32)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = nn.MSELoss()
-    gen = torch.Generator().manual_seed(seed)
+    """The notebook's training loop (see ``Trainer``); returns the per-epoch mean loss."""
+    trainer = Trainer(model, X, y, lr=lr, batch_size=batch_size, max_grad_norm=max_grad_norm, seed=seed)
     history = []
     for epoch in range(1, epochs + 1):
-        model.train()
-        total = 0.0
-        for idx in torch.randperm(len(X_t), generator=gen).split(batch_size):
-            xb, yb = X_t[idx], y_t[idx]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-            opt.step()
-            total += float(loss.item()) * len(idx)
-        history.append(total / len(X_t))
+        history.append(trainer.epoch())
         if on_epoch is not None:
             on_epoch(epoch, history[-1])
     return np.asarray(history, dtype=float)
 
 
-def _warm_up(model: nn.Module, X: np.ndarray) -> None:
-    """One forward + backward on a throwaway copy, so one-time costs (library dispatch caches, first-touch
-    allocations) stay out of the training time; the model itself and its gradients are untouched."""
-    twin = copy.deepcopy(model)
-    twin(torch.tensor(X, dtype=torch.float32)).sum().backward()
-
-
 def compare_backends(
     data: ForecastData, cell: str, *, hidden: int = 32, epochs: int = 40, seed: int = 42, batch_size: int = 64,
-    backends=BACKENDS, on_epoch=None,
+    backends=BACKENDS, device: str = "cpu", warmup_steps: int = 3, on_epoch=None,
 ) -> dict:
-    """Train the same initial model on every backend with the same batches. Returns per backend: the
-    trained model, its loss history and its training time in seconds."""
-    torch.manual_seed(seed)
-    reference = TorchRNNForecaster(cell, input_size=data.X_train.shape[-1], hidden_size=hidden, backend="torch")
-    init_state = {k: v.clone() for k, v in reference.state_dict().items()}
-    runs = {}
+    """Train the same initial model on every backend with the same batches.
+
+    Timing: each backend is first warmed up (``Trainer.warm_up``), then the backends train alternately, one epoch
+    each in turn (A B A B ...), so a slow phase of the machine falls on all of them alike and no backend pays the
+    process's one-time costs for the others. Returns per backend: the trained model, its per-epoch loss history,
+    its per-epoch times in seconds and their sum."""
     for backend in backends:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    torch.manual_seed(seed)
+    reference = TorchRNNForecaster(cell, input_size=data.X_train.shape[-1], hidden_size=hidden, backend="torch")
+    init_state = {k: v.clone() for k, v in reference.state_dict().items()}
+    trainers = {}
+    for backend in backends:
         model = TorchRNNForecaster(cell, input_size=data.X_train.shape[-1], hidden_size=hidden, backend=backend)
         model.load_state_dict(init_state)
-        _warm_up(model, data.X_train[:batch_size])
-        start = time.perf_counter()
-        history = train_forecaster(
-            model, data.X_train, data.y_train, epochs=epochs, seed=seed, batch_size=batch_size,
-            on_epoch=(lambda e, l, b=backend: on_epoch(b, e, l)) if on_epoch else None,
-        )
-        runs[backend] = {"model": model, "history": history, "seconds": time.perf_counter() - start}
-    return runs
+        trainers[backend] = Trainer(model.to(device), data.X_train, data.y_train, batch_size=batch_size, seed=seed)
+    for trainer in trainers.values():
+        trainer.warm_up(warmup_steps)
+    history = {b: [] for b in backends}
+    times = {b: [] for b in backends}
+    for epoch in range(1, epochs + 1):
+        for backend, trainer in trainers.items():
+            start = time.perf_counter()
+            loss = trainer.epoch()
+            _sync(trainer.X.device)
+            times[backend].append(time.perf_counter() - start)
+            history[backend].append(loss)
+            if on_epoch is not None:
+                on_epoch(backend, epoch, loss)
+    return {
+        b: {"model": trainers[b].model, "history": np.asarray(history[b]), "epoch_seconds": np.asarray(times[b]),
+            "seconds": float(sum(times[b]))}
+        for b in backends
+    }
+
+
+def speed_ratio(numerator: np.ndarray, denominator: np.ndarray) -> dict:
+    """Per-epoch time ratios numerator / denominator of two backends trained alternately (epoch k of one against
+    epoch k of the other): their median and interquartile range, and the number of epoch pairs."""
+    r = np.asarray(numerator, dtype=float) / np.asarray(denominator, dtype=float)
+    q25, q50, q75 = np.percentile(r, [25, 50, 75])
+    return {"median": float(q50), "q25": float(q25), "q75": float(q75), "pairs": int(len(r))}
