@@ -4,7 +4,8 @@
 # clang and libclang-rt-14-dev (Debian 12's clang 14 runtimes: libFuzzer, and ASan / UBSan for clang),
 # chromium-headless-shell and fonts-dejavu-core (the test that renders the job's report as a browser does).
 # pip: torch 2.13.0 (CPU wheel) only when no torch is installed, then numpy, pytest, scikit-build-core (the build
-# backend, since we build with --no-build-isolation), plotly (the job's HTML report), tqdm (its progress bars).
+# backend, since we build with --no-build-isolation), plotly (the job's HTML report), tqdm (its progress bars),
+# onnxruntime and onnx (the bench's optional peer, --peers onnxruntime, and its tests; neither depends on torch).
 set -euo pipefail
 PY=${PYTHON:-python3}
 
@@ -30,6 +31,8 @@ need_pip=()
 "$PY" -c "import scikit_build_core" >/dev/null 2>&1 || need_pip+=("scikit-build-core>=0.10")
 "$PY" -c "import plotly" >/dev/null 2>&1 || need_pip+=(plotly)
 "$PY" -c "import tqdm" >/dev/null 2>&1 || need_pip+=(tqdm)
+"$PY" -c "import onnxruntime" >/dev/null 2>&1 || need_pip+=(onnxruntime)
+"$PY" -c "import onnx" >/dev/null 2>&1 || need_pip+=(onnx)
 if [ ${#need_pip[@]} -gt 0 ]; then
   echo "setup: pip install ${need_pip[*]}"
   "$PY" -m pip install -q "${need_pip[@]}"

@@ -141,3 +141,60 @@ def test_cuda_named_points_are_the_gpu_targets():
     shapes = [(s["B"], s["T"], s["H"]) for s in bench.named_points("cuda")]
     assert shapes == [(64, 60, 32), (64, 256, 512), (64, 256, 1024)]
     assert bench.named_points("cpu") == bench.NAMED
+
+
+def test_every_point_has_the_torch_mm_ceiling(monkeypatch):
+    """torch.mm's rate on the point's step product (B x H) @ (H x G*H), measured in the same run."""
+    monkeypatch.setattr(bench, "MIN_SAMPLE_SECONDS", 0.005)
+    doc = bench.run([bench.Point("gru", "train", B=3, T=2, D=5, H=8)], reps=2, log=lambda *a: None)
+    (r,) = doc["results"]
+    assert r["mm_shape"] == "3x8 @ 8x24" and r["mm_gflops"] > 0
+    assert r["mm_gflops"] == pytest.approx(2 * 3 * 8 * 24 / (r["mm_ms"] / 1e3) / 1e9)
+    assert "torch.mm GFLOP/s" in bench.markdown_table(doc)
+
+
+def _need_onnxruntime():
+    """onnxruntime and onnx are test-only dependencies (scripts/setup.sh installs them); the package needs neither."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+
+
+def test_onnxruntime_peer_is_validated_and_timed_interleaved(monkeypatch, capsys, tmp_path):
+    _need_onnxruntime()
+    monkeypatch.setattr(bench, "MIN_SAMPLE_SECONDS", 0.005)
+    out = tmp_path / "p.json"
+    assert main(["bench", "--H", "8", "--B", "1", "--T", "1,4", "--reps", "2", "--cells", "lstm",
+                 "--peers", "onnxruntime", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["peers"] == ["onnxruntime"]
+    forward = [r for r in doc["results"] if r["mode"] == "forward"]
+    train = [r for r in doc["results"] if r["mode"] == "train"]
+    assert len(forward) == 2 and len(train) == 2
+    for r in forward:
+        assert r["ort_max_rel_err"] < 1e-4 and r["ort_ms"] > 0
+        assert r["speedup_vs_ort"] == pytest.approx(r["ort_ms"] / r["tsrnn_ms"])
+    assert not any("ort_ms" in r for r in train), "ONNX Runtime does not train: no train figure"
+    table = bench.markdown_table(doc)
+    assert "| ORT ms | vs ORT |" in table and "ONNX Runtime" in table
+
+
+def test_onnxruntime_peer_that_disagrees_is_a_failed_point(monkeypatch):
+    _need_onnxruntime()
+    import numpy as np
+
+    monkeypatch.setattr(bench, "MIN_SAMPLE_SECONDS", 0.005)
+    real_call = bench.OrtPeer.__call__
+    monkeypatch.setattr(bench.OrtPeer, "__call__", lambda self: real_call(self) + np.float32(0.01))
+    doc = bench.run([bench.Point("gru", "forward", B=1, T=3, D=4, H=4)], reps=2, log=lambda *a: None,
+                    peers=("onnxruntime",))
+    assert doc["results"] == [] and "ONNX Runtime's output differs" in doc["failed"][0]["error"]
+
+
+def test_peers_refused_clearly(monkeypatch, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["bench", "--peers", "tensorrt"])
+    assert e.value.code == 2 and "argument --peers" in capsys.readouterr().err
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # as if not installed
+    assert main(["bench", "--H", "4", "--B", "1", "--T", "2", "--peers", "onnxruntime"]) == 2
+    err = capsys.readouterr().err
+    assert "needs the onnxruntime package" in err and "tsrnn itself needs neither" in err

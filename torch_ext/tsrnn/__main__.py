@@ -73,6 +73,13 @@ def _modes(text: str) -> list[str]:
     return modes
 
 
+def _peers(text: str) -> list[str]:
+    peers = [q.strip().lower() for q in text.split(",") if q.strip()]
+    if not peers or any(q != "onnxruntime" for q in peers) or len(set(peers)) != len(peers):
+        raise argparse.ArgumentTypeError(f"--peers takes a comma list of: onnxruntime; got {text!r}")
+    return peers
+
+
 def _bench(args: argparse.Namespace) -> int:
     import json
 
@@ -107,7 +114,7 @@ def _bench(args: argparse.Namespace) -> int:
                             Ts=args.T or bench.GRID_T, device=args.device, named=args.grid)
     try:
         doc = bench.run(points, reps=args.reps, out=args.out, chart=args.chart, skip_slow=args.grid,
-                        command="python -m tsrnn bench " + " ".join(args.argv))
+                        command="python -m tsrnn bench " + " ".join(args.argv), peers=args.peers)
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -160,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     bn.add_argument("--B", type=_int_list, default=None, help="batch sizes, comma list")
     bn.add_argument("--T", type=_int_list, default=None, help="sequence lengths, comma list")
     bn.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to run (default cpu)")
+    bn.add_argument("--peers", type=_peers, default=[],
+                    help="also time what a user would deploy instead, interleaved with tsrnn and nn.*: onnxruntime "
+                    "(the nn.* module exported to ONNX, run by ONNX Runtime on the CPU; forward points; needs the "
+                    "onnxruntime package)")
     bn.add_argument("--accuracy", action="store_true", help="instead of timing: every output's and gradient's error "
                     "against an fp64 truth, tsrnn's and nn.*'s, over rows T*B from 1 to ~10^6 (CPU, fp32)")
     bn.add_argument("--reps", type=_positive_int, default=20, help="timed repetitions per backend (default 20)")

@@ -163,8 +163,90 @@ def calls_per_sample(seconds_per_call: float) -> int:
     return max(1, min(MAX_CALLS_PER_SAMPLE, math.ceil(MIN_SAMPLE_SECONDS / seconds_per_call)))
 
 
-def time_point(p: Point, reps: int = 20, warmup: int = 3, min_seconds: float = 0.3, skip_slow: bool = False):
-    """Validated, interleaved timing of one point; None when skip_slow and one nn.* forward takes > 2 s."""
+PEERS = ("onnxruntime",)
+
+
+class OrtPeer:
+    """What a user deploying the model would run instead: the nn.* module, same weights, exported to ONNX
+    (torch.onnx's TorchScript exporter, opset 17, batch and time dynamic) and run by ONNX Runtime's CPU provider
+    with ``threads`` intra-op threads, called as users do, ``session.run`` on a numpy array (a view of the input
+    tensor). Forward only (ONNX Runtime does not train). onnxruntime is optional: a missing one is a clear
+    RuntimeError."""
+
+    def __init__(self, module: nn.Module, x: torch.Tensor, threads: int):
+        import io
+        import warnings
+
+        self.check_available()
+        import onnxruntime
+
+        class OutputOnly(nn.Module):
+            def __init__(self, rnn):
+                super().__init__()
+                self.rnn = rnn
+
+            def forward(self, inp):
+                return self.rnn(inp)[0]
+
+        buf = io.BytesIO()
+        with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
+            warnings.simplefilter("ignore")
+            torch.onnx.export(OutputOnly(module).eval(), (x,), buf, dynamo=False, input_names=["x"],
+                              output_names=["y"], opset_version=17,
+                              dynamic_axes={"x": {0: "B", 1: "T"}, "y": {0: "B", 1: "T"}})
+        opts = onnxruntime.SessionOptions()
+        opts.intra_op_num_threads = self.threads = threads
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+        self.version = onnxruntime.__version__
+        self.x = x.detach().cpu().contiguous().numpy()
+
+    def __call__(self):
+        return self.session.run(["y"], {"x": self.x})[0]
+
+    @staticmethod
+    def check_available() -> None:
+        """A RuntimeError naming what is missing: onnxruntime to run the model, onnx for torch.onnx's exporter."""
+        for package in ("onnxruntime", "onnx"):
+            try:
+                __import__(package)
+            except ImportError:
+                raise RuntimeError(f"tsrnn bench: --peers onnxruntime needs the {package} package "
+                                   "(pip install onnxruntime onnx; tsrnn itself needs neither)") from None
+
+
+def best_ort(module: nn.Module, x: torch.Tensor) -> OrtPeer:
+    """ONNX Runtime at its best thread count for this point: 1 or torch's (ORT's pool threads spin between runs, so
+    at small shapes one thread on the caller is faster, and a spinning pool would also slow the side timed next)."""
+    counts = sorted({1, torch.get_num_threads()})
+    peers = [OrtPeer(module, x, n) for n in counts]
+    if len(peers) == 1:
+        return peers[0]
+    for q in peers:
+        q()
+    best = [min(_timed(q, "cpu", calls_per_sample(_timed(q, "cpu"))) for _ in range(5)) for q in peers]
+    return peers[best.index(min(best))]
+
+
+def mm_ceiling(p: Point, reps: int) -> dict:
+    """torch.mm's rate on the point's step product, h_{t-1} W_hh^T: (B x H) times (H x G*H), into a preallocated
+    output: what one per-step GEMM call of the platform's BLAS reaches at this shape (medians of blocks of calls)."""
+    g = torch.Generator().manual_seed(2)
+    a = torch.randn(p.B, p.H, generator=g).to(p.device)
+    w = torch.randn(p.H, GATES[p.cell] * p.H, generator=g).to(p.device)
+    o = torch.empty(p.B, GATES[p.cell] * p.H, device=p.device)
+    fn = lambda: torch.mm(a, w, out=o)  # noqa: E731
+    number = calls_per_sample(min(_timed(fn, p.device) for _ in range(3)))
+    t = statistics.median(_timed(fn, p.device, number) for _ in range(max(5, reps)))
+    return {"mm_shape": f"{p.B}x{p.H} @ {p.H}x{GATES[p.cell] * p.H}", "mm_ms": t * 1e3,
+            "mm_gflops": 2.0 * p.B * p.H * GATES[p.cell] * p.H / t / 1e9}
+
+
+def time_point(p: Point, reps: int = 20, warmup: int = 3, min_seconds: float = 0.3, skip_slow: bool = False,
+               peers=()):
+    """Validated, interleaved timing of one point; None when skip_slow and one nn.* forward takes > 2 s.
+    peers: ("onnxruntime",) adds ONNX Runtime (forward points on the CPU) to the interleaved sides."""
     ours, theirs = _modules(p)
     x = torch.randn(p.B, p.T, p.D, generator=torch.Generator().manual_seed(1)).to(p.device)
     probe = _timed(lambda: _step(theirs, x, "forward"), p.device)
@@ -172,22 +254,35 @@ def time_point(p: Point, reps: int = 20, warmup: int = 3, min_seconds: float = 0
         return None
     err = validate(p, ours, theirs, x)
     cuda = p.device.startswith("cuda")
-    # (name, module, TF32 setting): tsrnn never uses TF32; on CUDA nn.* twice, in fp32 and as torch ships
-    sides = [("tsrnn", ours, None), ("torch", theirs, False if cuda else None)]
+    # name -> one call; precision: tsrnn never uses TF32; on CUDA nn.* twice, in fp32 and as torch ships
+    sides = {"tsrnn": lambda: _step(ours, x, p.mode), "torch": lambda: _step(theirs, x, p.mode)}
+    precision = {"tsrnn": None, "torch": False if cuda else None}
     if cuda:
-        sides.append(("torch_tf32", theirs, None))
+        sides["torch_tf32"] = sides["torch"]
+        precision["torch_tf32"] = None
+    peer_info = {}
+    if "onnxruntime" in peers and p.mode == "forward" and not cuda:
+        ort = best_ort(theirs, x)
+        with torch.no_grad():
+            want = theirs(x)[0]
+        got = torch.from_numpy(ort())
+        ort_err = float((got - want).double().norm() / want.double().norm().clamp_min(1e-30))
+        if not ort_err < 1e-4:
+            raise AssertionError(f"{p}: ONNX Runtime's output differs from nn.*: relative error {ort_err:.2e}")
+        sides["onnxruntime"] = ort
+        peer_info = {"ort_version": ort.version, "ort_threads": ort.threads, "ort_max_rel_err": ort_err}
 
-    def call(m, precision, number=1):
-        with tf32(precision):
-            return _timed(lambda: _step(m, x, p.mode), p.device, number)
+    def call(name, number=1):
+        with tf32(precision.get(name)):
+            return _timed(sides[name], p.device, number)
 
-    warm = {name: [call(m, prec) for _ in range(warmup)] for name, m, prec in sides}
+    warm = {name: [call(name) for _ in range(warmup)] for name in sides}
     number = calls_per_sample(min(min(v) for v in warm.values()))
-    times = {name: [] for name, _, _ in sides}
+    times = {name: [] for name in sides}
     start = time.perf_counter()
     while len(times["tsrnn"]) < reps or (time.perf_counter() - start < min_seconds and len(times["tsrnn"]) < 20 * reps):
-        for name, m, prec in sides:  # interleaved A B A B (A B C on CUDA)
-            times[name].append(call(m, prec, number))
+        for name in sides:  # interleaved A B A B (A B C ... with more sides)
+            times[name].append(call(name, number))
     med = {k: statistics.median(v) for k, v in times.items()}
     result = {
         **asdict(p),
@@ -200,6 +295,8 @@ def time_point(p: Point, reps: int = 20, warmup: int = 3, min_seconds: float = 0
         "tsrnn_gflops": flops(p) / med["tsrnn"] / 1e9,
         "torch_gflops": flops(p) / med["torch"] / 1e9,
     }
+    if "onnxruntime" in med:
+        result.update(peer_info, ort_ms=med["onnxruntime"] * 1e3, speedup_vs_ort=med["onnxruntime"] / med["tsrnn"])
     if cuda:
         result.update({
             "torch_precision": "fp32 (cudnn.allow_tf32 = matmul.allow_tf32 = False)",
@@ -208,6 +305,8 @@ def time_point(p: Point, reps: int = 20, warmup: int = 3, min_seconds: float = 0
             "torch_tf32_ms": med["torch_tf32"] * 1e3,
             "speedup_vs_tf32": med["torch_tf32"] / med["tsrnn"],
         })
+    with tf32(False if cuda else None):
+        result.update(mm_ceiling(p, reps))
     return result
 
 
@@ -274,16 +373,20 @@ def _point_label(p) -> str:
     return f"{g['cell']:<5} {g['mode']:<8} {g['B']:>4} {g['T']:>4} {g['D']:>5} {g['H']:>5}"
 
 
-def header(device: str = "cpu") -> str:
+def header(device: str = "cpu", peers=()) -> str:
     tf32_col = f" {'TF32 ms':>9} {'vs TF32':>8}" if device.startswith("cuda") else ""
+    ort_col = f" {'ORT ms':>9} {'vs ORT':>7}" if "onnxruntime" in peers else ""
     return (f"{'cell':<5} {'mode':<8} {'B':>4} {'T':>4} {'D':>5} {'H':>5} | {'tsrnn ms':>9} {'torch ms':>9} "
-            f"{'speedup':>8}{tf32_col} | {'tsrnn GF/s':>10} {'torch GF/s':>10}")
+            f"{'speedup':>8}{tf32_col}{ort_col} | {'tsrnn GF/s':>10} {'torch GF/s':>10} {'mm GF/s':>8}")
 
 
-def format_row(r: dict) -> str:
+def format_row(r: dict, peers=()) -> str:
     tf32_col = f" {r['torch_tf32_ms']:>9.3f} {r['speedup_vs_tf32']:>7.2f}x" if "torch_tf32_ms" in r else ""
-    return (f"{_point_label(r)} | {r['tsrnn_ms']:>9.3f} {r['torch_ms']:>9.3f} {r['speedup']:>7.2f}x{tf32_col} | "
-            f"{r['tsrnn_gflops']:>10.1f} {r['torch_gflops']:>10.1f}")
+    ort_col = ""
+    if "onnxruntime" in peers:
+        ort_col = f" {r['ort_ms']:>9.3f} {r['speedup_vs_ort']:>6.2f}x" if "ort_ms" in r else f" {'-':>9} {'-':>7}"
+    return (f"{_point_label(r)} | {r['tsrnn_ms']:>9.3f} {r['torch_ms']:>9.3f} {r['speedup']:>7.2f}x{tf32_col}"
+            f"{ort_col} | {r['tsrnn_gflops']:>10.1f} {r['torch_gflops']:>10.1f} {r['mm_gflops']:>8.1f}")
 
 
 def write_json(doc: dict, path: str) -> None:
@@ -296,14 +399,20 @@ def write_json(doc: dict, path: str) -> None:
 
 
 def run(points: list[Point], reps: int = 20, out: str | None = None, chart: str | None = None, log=print,
-        skip_slow: bool = False, command: str | None = None) -> dict:
+        skip_slow: bool = False, command: str | None = None, peers=()) -> dict:
     if any(p.device.startswith("cuda") for p in points) and not torch.cuda.is_available():
         raise RuntimeError("tsrnn bench: --device cuda asked for, but torch.cuda.is_available() is False")
+    bad = [q for q in peers if q not in PEERS]
+    if bad:
+        raise RuntimeError(f"tsrnn bench: --peers: unknown peer(s) {bad}; known: {', '.join(PEERS)}")
+    if "onnxruntime" in peers:
+        OrtPeer.check_available()
     device = points[0].device if points else "cpu"
     named = [dict(s) for s in named_points(device)]
     results, skipped, failed = [], [], []
     machine = machine_info(device)
-    doc = {"command": command, "machine": machine, "results": results, "skipped": skipped, "failed": failed}
+    doc = {"command": command, "machine": machine, "peers": list(peers), "results": results, "skipped": skipped,
+           "failed": failed}
     if machine.get("peak"):
         pk = machine["peak"]
         log(f"measured peak at {pk['threads']} threads ({pk['vector_bits']}-bit FMA): fp32 {pk['fp32_gflops']:.1f} "
@@ -311,10 +420,11 @@ def run(points: list[Point], reps: int = 20, out: str | None = None, chart: str 
     if device.startswith("cuda"):
         log(f"{machine['gpu']}, CUDA {machine['cuda']}, cuDNN {machine['cudnn']}; torch ms: nn.* with TF32 off; "
             "TF32 ms: nn.* with torch's default flags")
-    log(header(device))
+    log(header(device, peers))
     for p in points:
         try:
-            r = time_point(p, reps=reps, skip_slow=skip_slow and p.device == "cpu" and p.shape not in named)
+            r = time_point(p, reps=reps, skip_slow=skip_slow and p.device == "cpu" and p.shape not in named,
+                           peers=peers)
         except (AssertionError, RuntimeError) as e:  # a wrong result, a kernel's error, CUDA out of memory
             failed.append({**asdict(p), "error": f"{type(e).__name__}: {e}"})
             log(f"{_point_label(p)} | FAILED: {type(e).__name__}: {e}")
@@ -327,7 +437,7 @@ def run(points: list[Point], reps: int = 20, out: str | None = None, chart: str 
         elif r:
             r["tsrnn_pct_peak"] = percent_of_peak(r, machine)
             results.append(r)
-            log(format_row(r))
+            log(format_row(r, peers))
         if out:
             write_json(doc, out)
     if out:
@@ -418,15 +528,26 @@ def markdown_table(doc: dict) -> str:
         peak = m.get("peak")
         peak_text = (f" Measured fp32 peak {peak['fp32_gflops']:.1f} GFLOP/s at {peak['threads']} threads "
                      f"(scripts/peak_gflops.c)." if peak else "")
+        ort = any("ort_ms" in r for r in doc["results"])
+        ort_head, ort_rule = (" ORT ms | vs ORT |", " ---: | ---: |") if ort else ("", "")
+        ort_note = (" ORT: the nn.* module exported to ONNX, run by ONNX Runtime "
+                    f"{next(r['ort_version'] for r in doc['results'] if 'ort_version' in r)} (CPU provider, at "
+                    "its faster of 1 thread and torch's count), forward points only." if ort else "")
         lines = [f"Machine: {m['processor']}, {m['cores']} cores, torch {m['torch']}, {m['threads']} threads, "
-                 f"{m['date'][:10]}.{peak_text} {command}", "",
-                 "| cell | mode | B | T | D | H | tsrnn ms | nn.* ms | speedup | tsrnn GFLOP/s | % of peak |",
-                 "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                 f"{m['date'][:10]}.{peak_text} torch.mm GFLOP/s: torch.mm on the point's step product "
+                 f"(B x H) @ (H x G*H), in the same run.{ort_note} {command}", "",
+                 f"| cell | mode | B | T | D | H | tsrnn ms | nn.* ms | speedup |{ort_head} tsrnn GFLOP/s | % of peak | "
+                 "torch.mm GFLOP/s |",
+                 f"| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |{ort_rule} ---: | ---: | ---: |"]
         for r in doc["results"]:
             pct = r.get("tsrnn_pct_peak")
+            ort_cells = ""
+            if ort:
+                ort_cells = (f" {r['ort_ms']:.3f} | {r['speedup_vs_ort']:.2f}x |" if "ort_ms" in r else " | |")
+            mm = f"{r['mm_gflops']:.1f}" if "mm_gflops" in r else ""
             lines.append(f"| {r['cell']} | {r['mode']} | {r['B']} | {r['T']} | {r['D']} | {r['H']} | "
-                         f"{r['tsrnn_ms']:.3f} | {r['torch_ms']:.3f} | {r['speedup']:.2f}x | {r['tsrnn_gflops']:.1f} | "
-                         f"{'' if pct is None else f'{pct:.0f}%'} |")
+                         f"{r['tsrnn_ms']:.3f} | {r['torch_ms']:.3f} | {r['speedup']:.2f}x |{ort_cells} "
+                         f"{r['tsrnn_gflops']:.1f} | {'' if pct is None else f'{pct:.0f}%'} | {mm} |")
     for f in doc.get("failed", []):
         lines.append(f"| {f['cell']} | {f['mode']} | {f['B']} | {f['T']} | {f['D']} | {f['H']} | failed: "
                      f"{f['error'][:80]} |")
