@@ -197,6 +197,10 @@ class OrtPeer:
         opts = onnxruntime.SessionOptions()
         opts.intra_op_num_threads = self.threads = threads
         opts.inter_op_num_threads = 1
+        # ORT's pool threads spin after each run by default; interleaved with tsrnn and nn.* on the same cores they
+        # would take a core from the side timed next (tsrnn at the notebook shape: 0.27 ms alone, 0.94 ms right
+        # after an ORT block), so the pool sleeps between runs instead.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = onnxruntime.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
         self.version = onnxruntime.__version__
@@ -217,8 +221,8 @@ class OrtPeer:
 
 
 def best_ort(module: nn.Module, x: torch.Tensor) -> OrtPeer:
-    """ONNX Runtime at its best thread count for this point: 1 or torch's (ORT's pool threads spin between runs, so
-    at small shapes one thread on the caller is faster, and a spinning pool would also slow the side timed next)."""
+    """ONNX Runtime at its faster thread count for this point, 1 (no pool: the caller's thread) or torch's: at
+    small shapes waking a pool costs more than it brings."""
     counts = sorted({1, torch.get_num_threads()})
     peers = [OrtPeer(module, x, n) for n in counts]
     if len(peers) == 1:
@@ -270,7 +274,8 @@ def time_point(p: Point, reps: int = 20, warmup: int = 3, min_seconds: float = 0
         if not ort_err < 1e-4:
             raise AssertionError(f"{p}: ONNX Runtime's output differs from nn.*: relative error {ort_err:.2e}")
         sides["onnxruntime"] = ort
-        peer_info = {"ort_version": ort.version, "ort_threads": ort.threads, "ort_max_rel_err": ort_err}
+        peer_info = {"ort_version": ort.version, "ort_threads": ort.threads, "ort_spinning": False,
+                     "ort_max_rel_err": ort_err}
 
     def call(name, number=1):
         with tf32(precision.get(name)):
@@ -532,7 +537,7 @@ def markdown_table(doc: dict) -> str:
         ort_head, ort_rule = (" ORT ms | vs ORT |", " ---: | ---: |") if ort else ("", "")
         ort_note = (" ORT: the nn.* module exported to ONNX, run by ONNX Runtime "
                     f"{next(r['ort_version'] for r in doc['results'] if 'ort_version' in r)} (CPU provider, at "
-                    "its faster of 1 thread and torch's count), forward points only." if ort else "")
+                    "its faster of 1 thread and torch's count, pool spinning off), forward points only." if ort else "")
         lines = [f"Machine: {m['processor']}, {m['cores']} cores, torch {m['torch']}, {m['threads']} threads, "
                  f"{m['date'][:10]}.{peak_text} torch.mm GFLOP/s: torch.mm on the point's step product "
                  f"(B x H) @ (H x G*H), in the same run.{ort_note} {command}", "",
