@@ -3,6 +3,7 @@
  * _bwd), the workspace layout and size, and the choice of the instruction-set variant that runs the call.
  */
 #include <stdint.h>
+#include <unistd.h>
 
 #include "cpu_impl.h"
 
@@ -53,6 +54,34 @@ int tsrnn__cpu_product_threads(const tsrnn_desc *d) {
     if (by_work < n) n = by_work;
     if (n > TSRNN_CPU_MAX_THREADS) n = TSRNN_CPU_MAX_THREADS;
     return n < 1 ? 1 : (int)n;
+}
+
+/* Bytes of one core's L2 (the largest private cache on the x86 parts we run on), from the C library's cpuid
+ * reading; 1 MiB when it cannot tell. */
+static int64_t l2_bytes(void) {
+    static int64_t cached;
+    if (cached == 0) {
+        long v = sysconf(_SC_LEVEL2_CACHE_SIZE);
+        cached = v > 0 ? (int64_t)v : (int64_t)1 << 20;
+    }
+    return cached;
+}
+
+int tsrnn__cpu_fwd_unit_threads(tsrnn_cell cell, tsrnn_dtype dtype, const tsrnn_desc *d) {
+    const int64_t es = dtype == TSRNN_F64 ? 8 : 4, pad = TSRNN_CPU_PAD_BYTES / es;
+    const int64_t groups = (d->H + pad - 1) / pad; /* every variant has at least this many blocks of units */
+    const int64_t G = tsrnn__gates(cell), R = tsrnn__out_width(d), Hp = groups * pad;
+    const int64_t step_lanes = G * d->H * R * d->B;
+    /* packed weights a step reads: W_hh^T, and W_ih^T unless the input projection is hoisted out of the loop */
+    const int64_t step_weight_bytes = G * Hp * (R + (tsrnn__cpu_fwd_hoist(cell, d) ? 0 : d->D)) * es;
+    int64_t n = d->num_threads;
+    if (!d->parallel || d->P > 0 || n < 2 || step_lanes < TSRNN_CPU_MIN_STEP_WORK * n) return 1;
+    const int idle = tsrnn__cpu_sweep_threads(d) < n;
+    const int streamed = step_weight_bytes > l2_bytes() / 2 && d->B <= TSRNN_CPU_UNIT_MAX_ROWS * n;
+    if (!idle && !streamed) return 1;
+    if (n > groups) n = groups;
+    if (n > TSRNN_CPU_MAX_THREADS) n = TSRNN_CPU_MAX_THREADS;
+    return n < 2 ? 1 : (int)n;
 }
 
 int tsrnn__cpu_fwd_hoist(tsrnn_cell cell, const tsrnn_desc *d) {

@@ -103,6 +103,24 @@ void tsrnn__cpu_layout_of(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, c
 int tsrnn__cpu_sweep_threads(const tsrnn_desc *desc);
 int tsrnn__cpu_product_threads(const tsrnn_desc *desc);
 
+/*
+ * Threads for a forward whose time loop is split over hidden units (each step a parallel phase over ranges of
+ * unit blocks, all rows in each), or 1 for the batch split (each thread its own rows for the whole loop, no
+ * barrier). The batch split has every thread read all of a step's packed weights for its own rows; the unit split
+ * has each read its share of them for all rows. The unit split is chosen, with the caller's pool only (desc.parallel:
+ * starting threads every step would cost more than a step) and when a step holds TSRNN_CPU_MIN_STEP_WORK lanes a
+ * thread to pay for a phase's start and end, where the batch split would
+ *  - leave threads idle (B < TSRNN_CPU_MIN_ROWS_PER_THREAD per thread), or
+ *  - stream a step's weights from beyond the L2 for few rows: more than half a core's L2 of them (sysconf), and at
+ *    most TSRNN_CPU_UNIT_MAX_ROWS rows a thread to use each weight loaded (measured, Intel Xeon 2 threads, same
+ *    bits: LSTM B64 H256 0.89x the batch split's time, B64 H1024 0.79x, B128 H512 0.93x; B256 H512 1.00x, and
+ *    B64 H128, whose weights fit, 1.12x).
+ * Results are the same bits either way.
+ */
+#define TSRNN_CPU_MIN_STEP_WORK ((int64_t)1 << 16)
+#define TSRNN_CPU_UNIT_MAX_ROWS 64
+int tsrnn__cpu_fwd_unit_threads(tsrnn_cell cell, tsrnn_dtype dtype, const tsrnn_desc *desc);
+
 /* Batches below this many rows hoist the forward's input projection (see tsrnn__cpu_fwd_hoist). */
 #define TSRNN_CPU_HOIST_MAX_B (2 * TSRNN_CPU_MIN_ROWS_PER_THREAD)
 /* Most elements of the hoisted projection's buffer (M x NX*Hp): larger calls keep the fused step. */

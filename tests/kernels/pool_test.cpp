@@ -151,6 +151,70 @@ INSTANTIATE_TEST_SUITE_P(Pools, PoolVsOwnThreads,
                                             ::testing::Values(Pool::Serial, Pool::Reverse, Pool::Threads)),
                          pool_case_name);
 
+// Forwards whose time loop is split over hidden units (tsrnn__cpu_fwd_unit_threads: small batches with a step
+// large enough to share, on the caller's pool): every step is its own phase, and the results are bitwise those of
+// the batch split the library's own threads run.
+struct UnitShape {
+    int64_t T, B, D, H;
+    bool lengths;
+};
+const UnitShape kUnitShapes[] = {{7, 2, 12, 200, false}, {7, 3, 12, 200, true}, {5, 1, 300, 260, false}};
+
+using UnitParam = std::tuple<Cell, tsrnn_dtype, int /*shape index*/, Pool>;
+
+template <class real> void run_unit_case(const UnitParam &up) {
+    const auto &[cell, dtype, si, pool] = up;
+    const UnitShape &s = kUnitShapes[si];
+    Case c;
+    c.cell = cell;
+    c.T = s.T, c.B = s.B, c.D = s.D, c.H = s.H;
+    c.use_lengths = s.lengths;
+    c.lengths = mixed_lengths(c.T, c.B);
+    c.num_threads = 3;
+    const uint64_t seed = 0x7001 + uint64_t(si);
+    Problem<real> own(c, seed);
+    ASSERT_EQ(own.forward(TSRNN_BACKEND_CPU), TSRNN_OK);
+    PoolLog log;
+    Problem<real> pooled(c, seed);
+    pooled.desc.parallel = pool_fn(pool);
+    pooled.desc.pool = &log;
+    ASSERT_EQ(pooled.forward(TSRNN_BACKEND_CPU), TSRNN_OK);
+    for (const char *name : {"y", "h_n", "c_n", "saved"}) {
+        const auto &a = name[0] == 'y' ? pooled.y : name[0] == 'h' ? pooled.h_n : name[0] == 'c' ? pooled.c_n : pooled.saved;
+        const auto &b = name[0] == 'y' ? own.y : name[0] == 'h' ? own.h_n : name[0] == 'c' ? own.c_n : own.saved;
+        EXPECT_TRUE(bitwise_equal(std::string(name) + " split over units", a, b));
+    }
+    int64_t steps = 0;
+    for (int64_t b = 0; b < c.B; ++b) steps = std::max(steps, c.use_lengths ? c.lengths[b] : c.T);
+    const int64_t phases = steps * (cell == Cell::Gru0 ? 2 : 1);
+    // one phase a step (two for reset_after = 0), after the hoisted input projection's phase
+    EXPECT_GE(log.calls.load(), phases) << "the time loop was not split over units";
+    EXPECT_LE(log.calls.load(), phases + 1);
+    EXPECT_EQ(log.max_count.load(), c.num_threads);
+}
+
+std::string unit_case_name(const ::testing::TestParamInfo<UnitParam> &info) {
+    const auto &[cell, dtype, si, pool] = info.param;
+    return std::string(cell_name(cell)) + (dtype == TSRNN_F32 ? "_f32" : "_f64") + "_shape" + std::to_string(si) +
+           "_" + pool_name(pool);
+}
+
+class UnitSplit : public ::testing::TestWithParam<UnitParam> {};
+
+TEST_P(UnitSplit, BitIdenticalToTheBatchSplit) {
+    if (std::get<1>(GetParam()) == TSRNN_F32)
+        run_unit_case<float>(GetParam());
+    else
+        run_unit_case<double>(GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Pools, UnitSplit,
+                         ::testing::Combine(::testing::Values(Cell::Lstm, Cell::Gru0, Cell::Gru1),
+                                            ::testing::Values(TSRNN_F32, TSRNN_F64),
+                                            ::testing::Range(0, int(std::size(kUnitShapes))),
+                                            ::testing::Values(Pool::Serial, Pool::Reverse, Pool::Threads)),
+                         unit_case_name);
+
 // A failing pool: TSRNN_ERR_THREADS from both passes, inputs unchanged. A call with a single piece never asks
 // the pool, so it succeeds.
 TEST(PoolFailure, ReportedAndInputsUnchanged) {
