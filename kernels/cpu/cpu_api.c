@@ -67,15 +67,20 @@ static int64_t l2_bytes(void) {
     return cached;
 }
 
-int tsrnn__cpu_fwd_unit_threads(tsrnn_cell cell, tsrnn_dtype dtype, const tsrnn_desc *d) {
+int tsrnn__cpu_unit_threads(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, const tsrnn_desc *d) {
     const int64_t es = dtype == TSRNN_F64 ? 8 : 4, pad = TSRNN_CPU_PAD_BYTES / es;
     const int64_t groups = (d->H + pad - 1) / pad; /* every variant has at least this many blocks of units */
     const int64_t G = tsrnn__gates(cell), R = tsrnn__out_width(d), Hp = groups * pad;
-    const int64_t step_lanes = G * d->H * R * d->B;
-    /* packed weights a step reads: W_hh^T, and W_ih^T unless the input projection is hoisted out of the loop */
-    const int64_t step_weight_bytes = G * Hp * (R + (tsrnn__cpu_fwd_hoist(cell, d) ? 0 : d->D)) * es;
+    const int64_t Dp = (d->D + pad - 1) / pad * pad, step_lanes = G * d->H * R * d->B;
+    /* packed weights a step reads. Forward: W_hh^T, and W_ih^T unless the input projection is hoisted out of the
+     * loop. Backward: W_hh (dh_{t-1}) and W_ih (grad_x) as column panels. */
+    const int64_t step_weight_bytes =
+        pass == TSRNN_PASS_FWD ? G * Hp * (R + (tsrnn__cpu_fwd_hoist(cell, d) ? 0 : d->D)) * es
+                               : G * d->H * (Hp + Dp) * es;
+    const int gru0 = cell == TSRNN_CELL_GRU && d->reset_after == 0;
     int64_t n = d->num_threads;
-    if (!d->parallel || d->P > 0 || n < 2 || step_lanes < TSRNN_CPU_MIN_STEP_WORK * n) return 1;
+    if (!d->parallel || d->P > 0 || (pass == TSRNN_PASS_BWD && gru0) || n < 2) return 1;
+    if (step_lanes < TSRNN_CPU_MIN_STEP_WORK * n) return 1;
     const int idle = tsrnn__cpu_sweep_threads(d) < n;
     const int streamed = step_weight_bytes > l2_bytes() / 2 && d->B <= TSRNN_CPU_UNIT_MAX_ROWS * n;
     if (!idle && !streamed) return 1;

@@ -104,10 +104,11 @@ int tsrnn__cpu_sweep_threads(const tsrnn_desc *desc);
 int tsrnn__cpu_product_threads(const tsrnn_desc *desc);
 
 /*
- * Threads for a forward whose time loop is split over hidden units (each step a parallel phase over ranges of
- * unit blocks, all rows in each), or 1 for the batch split (each thread its own rows for the whole loop, no
- * barrier). The batch split has every thread read all of a step's packed weights for its own rows; the unit split
- * has each read its share of them for all rows. The unit split is chosen, with the caller's pool only (desc.parallel:
+ * Threads for a pass whose time loop is split over hidden units (each step a parallel phase over ranges of unit
+ * blocks or output columns, all rows in each; the backward's sweep adds a phase for the rows' own part), or 1 for
+ * the batch split (each thread its own rows for the whole loop, no barrier). The batch split has every thread read
+ * all of a step's packed weights for its own rows; the unit split has each read its share of them for all rows.
+ * Not for an LSTM with a projection, nor the backward of a GRU with reset_after = 0 (more phases a step). The unit split is chosen, with the caller's pool only (desc.parallel:
  * starting threads every step would cost more than a step) and when a step holds TSRNN_CPU_MIN_STEP_WORK lanes a
  * thread to pay for a phase's start and end, where the batch split would
  *  - leave threads idle (B < TSRNN_CPU_MIN_ROWS_PER_THREAD per thread), or
@@ -119,7 +120,7 @@ int tsrnn__cpu_product_threads(const tsrnn_desc *desc);
  */
 #define TSRNN_CPU_MIN_STEP_WORK ((int64_t)1 << 16)
 #define TSRNN_CPU_UNIT_MAX_ROWS 64
-int tsrnn__cpu_fwd_unit_threads(tsrnn_cell cell, tsrnn_dtype dtype, const tsrnn_desc *desc);
+int tsrnn__cpu_unit_threads(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, const tsrnn_desc *desc);
 
 /* Batches below this many rows hoist the forward's input projection (see tsrnn__cpu_fwd_hoist). */
 #define TSRNN_CPU_HOIST_MAX_B (2 * TSRNN_CPU_MIN_ROWS_PER_THREAD)

@@ -191,6 +191,20 @@ template <class real> void run_unit_case(const UnitParam &up) {
     EXPECT_GE(log.calls.load(), phases) << "the time loop was not split over units";
     EXPECT_LE(log.calls.load(), phases + 1);
     EXPECT_EQ(log.max_count.load(), c.num_threads);
+
+    // the backward's sweep: two phases a step (the rows' own part, then the products by columns) for an LSTM and a
+    // GRU with reset_after = 1; a GRU with reset_after = 0 keeps the batch split
+    ASSERT_EQ(own.backward(TSRNN_BACKEND_CPU), TSRNN_OK);
+    const int fwd_calls = log.calls.load();
+    ASSERT_EQ(pooled.backward(TSRNN_BACKEND_CPU), TSRNN_OK);
+    const auto a = outputs_of(pooled), b = outputs_of(own);
+    for (size_t i = 0; i < a.size(); ++i)
+        EXPECT_TRUE(bitwise_equal(std::string(kOutputNames[i]) + " after the backward split over units", *a[i], *b[i]));
+    const int bwd_calls = log.calls.load() - fwd_calls;
+    if (cell == Cell::Gru0)
+        EXPECT_LE(bwd_calls, 2) << "reset_after = 0: batch split sweep, then the weight gradients";
+    else
+        EXPECT_GE(bwd_calls, steps) << "the backward's sweep was not split over units"; // the rows' phase needs 2+ rows
 }
 
 std::string unit_case_name(const ::testing::TestParamInfo<UnitParam> &info) {
