@@ -1,5 +1,7 @@
-"""Large CPU outputs ask for transparent huge pages (shim/cpu_memory.cpp, empty): MADV_HUGEPAGE on the 2 MiB-aligned
-inside of every new CPU tensor of at least 4 MiB, before the kernel writes it; TSRNN_CPU_HUGEPAGES=0 turns it off.
+"""Large CPU outputs can ask for transparent huge pages (shim/cpu_memory.cpp, empty): MADV_HUGEPAGE on the 2 MiB-aligned
+inside of every new CPU tensor of at least 4 MiB, before the kernel writes it. TSRNN_CPU_HUGEPAGES=1 always,
+0 never; unset, only where the kernel's THP defrag setting cannot make an advised fault stall on compaction
+("defer" or "never").
 
 Checked where the kernel shows it: the VmFlags of the mapping in /proc/self/smaps ("hg" = MADV_HUGEPAGE)."""
 
@@ -60,9 +62,36 @@ def _big_outputs():
     return y, saved
 
 
-def test_large_output_is_advised():
-    _, saved = _big_outputs()
-    assert "hg" in _flags_at(_inside(saved)), "the 9.8 MB saved tensor should be MADV_HUGEPAGE"
+def _advised_in_child(value: str | None) -> bool:
+    """Whether a child process with TSRNN_CPU_HUGEPAGES = value (None: unset) advised its large saved tensor."""
+    code = ("import torch, tsrnn, sys; sys.path.insert(0, sys.argv[1]); import test_hugepages as t; "
+            "y, s = t._big_outputs(); print('hg' in t._flags_at(t._inside(s)))")
+    env = _child_env(value or "")
+    if value is None:
+        env.pop("TSRNN_CPU_HUGEPAGES")
+    out = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__)], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()[-1] == "True"
+
+
+def _defrag_mode() -> str:
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/defrag") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    return text[text.index("[") + 1:text.index("]")] if "[" in text and "]" in text else ""
+
+
+def test_large_output_is_advised_when_asked():
+    assert _advised_in_child("1"), "TSRNN_CPU_HUGEPAGES=1: the 9.8 MB saved tensor should be MADV_HUGEPAGE"
+    assert not _advised_in_child("0")
+
+
+def test_default_advises_only_where_a_fault_cannot_stall():
+    mode = _defrag_mode()
+    assert _advised_in_child(None) == (mode in ("defer", "never")), f"THP defrag is [{mode}]"
 
 
 def test_results_do_not_depend_on_the_advice():
