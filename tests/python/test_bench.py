@@ -198,3 +198,18 @@ def test_peers_refused_clearly(monkeypatch, capsys):
     assert main(["bench", "--H", "4", "--B", "1", "--T", "2", "--peers", "onnxruntime"]) == 2
     err = capsys.readouterr().err
     assert "needs the onnxruntime package" in err and "tsrnn itself needs neither" in err
+
+
+def test_table_of_the_named_points_only(tmp_path, capsys):
+    row = dict(cell="lstm", mode="forward", device="cpu", tsrnn_ms=1.0, torch_ms=2.0, speedup=2.0, tsrnn_gflops=1.0,
+               torch_gflops=0.5, tsrnn_pct_peak=None, mm_gflops=3.0)
+    doc = {"command": "python -m tsrnn bench --grid", "machine": {"processor": "x", "cores": 2, "torch": "t",
+           "threads": 2, "date": "2026-12-07"}, "failed": [],
+           "results": [{**row, **bench.NAMED[1]}, {**row, "B": 64, "T": 60, "D": 256, "H": 256}]}
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(doc))
+    assert main(["bench", "--table", str(path), "--named"]) == 0
+    table = capsys.readouterr().out
+    assert "| lstm | forward | 64 | 100 | 256 | 256 |" in table and "| 64 | 60 | 256 | 256 |" not in table
+    assert main(["bench", "--table", str(path)]) == 0
+    assert "| 64 | 60 | 256 | 256 |" in capsys.readouterr().out

@@ -102,7 +102,7 @@ def _bench(args: argparse.Namespace) -> int:
 
             print(accuracy.markdown_table(doc))
             return 0
-        print(bench.markdown_table(doc))
+        print(bench.markdown_table(doc, named_only=args.named))
         if args.chart:
             bench.write_chart(doc, args.chart)
         return 0
@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                     ".html) to this file; with --table, the chart of that JSON")
     bn.add_argument("--table", default=None, metavar="JSON", help="print the README's markdown table of a results "
                     "JSON (and with --chart write its chart) and exit")
+    bn.add_argument("--named", action="store_true", help="with --table: only the named points of the JSON")
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)[1:]
     if args.command == "forecast":

@@ -514,9 +514,16 @@ def write_chart(doc: dict, path: str) -> None:
         f.write(f"<!doctype html>\n<html><body>\n{svg}</body></html>\n" if path.endswith(".html") else svg)
 
 
-def markdown_table(doc: dict) -> str:
-    """The README's results table, generated from a benchmark JSON."""
+def markdown_table(doc: dict, named_only: bool = False) -> str:
+    """The README's results table, generated from a benchmark JSON (named_only: just the device's named points,
+    for a grid's JSON, which holds them too)."""
     m = doc["machine"]
+    if named_only:
+        device = "cuda" if "gpu" in m else "cpu"
+        keep = [dict(s) for s in named_points(device)]
+        shape = lambda r: {k: r[k] for k in ("B", "T", "D", "H")}  # noqa: E731
+        doc = {**doc, "results": [r for r in doc["results"] if shape(r) in keep],
+               "failed": [r for r in doc.get("failed", []) if shape(r) in keep]}
     command = f"Command: `{doc.get('command') or 'python -m tsrnn bench'}`."
     if "gpu" in m:
         lines = [f"GPU: {m['gpu']} ({m.get('sms', '?')} SMs), CUDA {m.get('cuda')}, cuDNN {m.get('cudnn')}, torch "
