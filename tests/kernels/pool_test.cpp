@@ -160,7 +160,7 @@ struct UnitShape {
 };
 const UnitShape kUnitShapes[] = {{7, 2, 12, 200, false}, {7, 3, 12, 200, true}, {5, 1, 300, 260, false}};
 
-using UnitParam = std::tuple<Cell, tsrnn_dtype, int /*shape index*/, Pool>;
+using UnitParam = PoolParam; // the shape index is into kUnitShapes
 
 template <class real> void run_unit_case(const UnitParam &up) {
     const auto &[cell, dtype, si, pool] = up;
@@ -207,12 +207,6 @@ template <class real> void run_unit_case(const UnitParam &up) {
         EXPECT_GE(bwd_calls, steps) << "the backward's sweep was not split over units"; // the rows' phase needs 2+ rows
 }
 
-std::string unit_case_name(const ::testing::TestParamInfo<UnitParam> &info) {
-    const auto &[cell, dtype, si, pool] = info.param;
-    return std::string(cell_name(cell)) + (dtype == TSRNN_F32 ? "_f32" : "_f64") + "_shape" + std::to_string(si) +
-           "_" + pool_name(pool);
-}
-
 class UnitSplit : public ::testing::TestWithParam<UnitParam> {};
 
 TEST_P(UnitSplit, BitIdenticalToTheBatchSplit) {
@@ -227,7 +221,7 @@ INSTANTIATE_TEST_SUITE_P(Pools, UnitSplit,
                                             ::testing::Values(TSRNN_F32, TSRNN_F64),
                                             ::testing::Range(0, int(std::size(kUnitShapes))),
                                             ::testing::Values(Pool::Serial, Pool::Reverse, Pool::Threads)),
-                         unit_case_name);
+                         pool_case_name);
 
 // A failing pool: TSRNN_ERR_THREADS from both passes, inputs unchanged. A call with a single piece never asks
 // the pool, so it succeeds.
