@@ -57,7 +57,8 @@ window.addEventListener("load", function () { setTimeout(function () {
     for (var i = 0; i < texts.length; i++) for (var j = i + 1; j < texts.length; j++) {
       var a = texts[i], b = texts[j];
       // tick labels of one axis are laid out by Plotly itself; any other pair must not touch
-      if (a.parentNode && a.parentNode.parentNode === b.parentNode.parentNode && /tick/.test(a.parentNode.getAttribute("class") || "")) continue;
+      var sameAxis = a.parentNode && a.parentNode.parentNode === b.parentNode.parentNode;
+      if (sameAxis && /tick/.test(a.parentNode.getAttribute("class") || "")) continue;
       if (meets(box(a), box(b))) overlaps.push(a.textContent.trim() + " | " + b.textContent.trim());
     }
     var areas = Array.prototype.map.call(div.querySelectorAll(".draglayer .nsewdrag"), box);

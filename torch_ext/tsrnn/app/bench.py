@@ -168,17 +168,35 @@ PEERS = ("onnxruntime",)
 
 class OrtPeer:
     """What a user deploying the model would run instead: the nn.* module, same weights, exported to ONNX
-    (torch.onnx's TorchScript exporter, opset 17, batch and time dynamic) and run by ONNX Runtime's CPU provider
-    with ``threads`` intra-op threads, called as users do, ``session.run`` on a numpy array (a view of the input
-    tensor). Forward only (ONNX Runtime does not train). onnxruntime is optional: a missing one is a clear
+    (``export``: torch.onnx's TorchScript exporter, opset 17, batch and time dynamic) and run by ONNX Runtime's CPU
+    provider with ``threads`` intra-op threads, called as users do: ``session.run`` on a numpy array (a view of the
+    input tensor). Forward only (ONNX Runtime does not train). onnxruntime is optional: a missing one is a clear
     RuntimeError."""
 
-    def __init__(self, module: nn.Module, x: torch.Tensor, threads: int):
-        import io
-        import warnings
-
+    def __init__(self, model: bytes, x: torch.Tensor, threads: int):
         self.check_available()
         import onnxruntime
+
+        opts = onnxruntime.SessionOptions()
+        opts.intra_op_num_threads = self.threads = threads
+        opts.inter_op_num_threads = 1
+        # ORT's pool threads spin after each run by default; interleaved with tsrnn and nn.* on the same cores they
+        # would take a core from the side timed next (tsrnn at the notebook shape: 0.27 ms alone, 0.94 ms right
+        # after an ORT block), so the pool sleeps between runs instead.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = onnxruntime.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+        self.version = onnxruntime.__version__
+        self.x = x.detach().cpu().contiguous().numpy()
+
+    def __call__(self):
+        return self.session.run(["y"], {"x": self.x})[0]
+
+    @staticmethod
+    def export(module: nn.Module, x: torch.Tensor) -> bytes:
+        """The module's output y as an ONNX model (input "x", output "y", B and T dynamic)."""
+        import io
+        import warnings
 
         class OutputOnly(nn.Module):
             def __init__(self, rnn):
@@ -194,20 +212,7 @@ class OrtPeer:
             torch.onnx.export(OutputOnly(module).eval(), (x,), buf, dynamo=False, input_names=["x"],
                               output_names=["y"], opset_version=17,
                               dynamic_axes={"x": {0: "B", 1: "T"}, "y": {0: "B", 1: "T"}})
-        opts = onnxruntime.SessionOptions()
-        opts.intra_op_num_threads = self.threads = threads
-        opts.inter_op_num_threads = 1
-        # ORT's pool threads spin after each run by default; interleaved with tsrnn and nn.* on the same cores they
-        # would take a core from the side timed next (tsrnn at the notebook shape: 0.27 ms alone, 0.94 ms right
-        # after an ORT block), so the pool sleeps between runs instead.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = onnxruntime.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
-        self.version = onnxruntime.__version__
-        self.x = x.detach().cpu().contiguous().numpy()
-
-    def __call__(self):
-        return self.session.run(["y"], {"x": self.x})[0]
+        return buf.getvalue()
 
     @staticmethod
     def check_available() -> None:
@@ -223,8 +228,9 @@ class OrtPeer:
 def best_ort(module: nn.Module, x: torch.Tensor) -> OrtPeer:
     """ONNX Runtime at its faster thread count for this point, 1 (no pool: the caller's thread) or torch's: at
     small shapes waking a pool costs more than it brings."""
-    counts = sorted({1, torch.get_num_threads()})
-    peers = [OrtPeer(module, x, n) for n in counts]
+    OrtPeer.check_available()
+    model = OrtPeer.export(module, x)
+    peers = [OrtPeer(model, x, n) for n in sorted({1, torch.get_num_threads()})]
     if len(peers) == 1:
         return peers[0]
     for q in peers:
@@ -548,8 +554,8 @@ def markdown_table(doc: dict, named_only: bool = False) -> str:
         lines = [f"Machine: {m['processor']}, {m['cores']} cores, torch {m['torch']}, {m['threads']} threads, "
                  f"{m['date'][:10]}.{peak_text} torch.mm GFLOP/s: torch.mm on the point's step product "
                  f"(B x H) @ (H x G*H), in the same run.{ort_note} {command}", "",
-                 f"| cell | mode | B | T | D | H | tsrnn ms | nn.* ms | speedup |{ort_head} tsrnn GFLOP/s | % of peak | "
-                 "torch.mm GFLOP/s |",
+                 f"| cell | mode | B | T | D | H | tsrnn ms | nn.* ms | speedup |{ort_head} tsrnn GFLOP/s | "
+                 "% of peak | torch.mm GFLOP/s |",
                  f"| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |{ort_rule} ---: | ---: | ---: |"]
         for r in doc["results"]:
             pct = r.get("tsrnn_pct_peak")

@@ -57,8 +57,8 @@ def _gate_figure(cell: str, maps: dict):
         (x0, x1), (y0, y1) = sub.xaxis.domain, sub.yaxis.domain
         fig.add_trace(go.Heatmap(
             z=z, zmin=zrange[0], zmax=zrange[1], colorscale=scale, name=label,
-            colorbar=dict(title=dict(text=label, side="right", font=dict(size=11)), x=x1 + 0.005, xanchor="left", y=(y0 + y1) / 2,
-                          len=y1 - y0, thickness=10, tickfont=dict(size=10)),
+            colorbar=dict(title=dict(text=label, side="right", font=dict(size=11)), x=x1 + 0.005, xanchor="left",
+                          y=(y0 + y1) / 2, len=y1 - y0, thickness=10, tickfont=dict(size=10)),
             hovertemplate="step %{x}, unit %{y}: %{z:.3f}<extra>" + label + "</extra>",
         ), row=row, col=col)
         fig.update_xaxes(title_text="time step", title_standoff=4, row=row, col=col)
