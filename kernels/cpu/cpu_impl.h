@@ -108,9 +108,10 @@ int tsrnn__cpu_product_threads(const tsrnn_desc *desc);
  * blocks or output columns, all rows in each; the backward's sweep adds a phase for the rows' own part), or 1 for
  * the batch split (each thread its own rows for the whole loop, no barrier). The batch split has every thread read
  * all of a step's packed weights for its own rows; the unit split has each read its share of them for all rows.
- * Not for an LSTM with a projection, nor the backward of a GRU with reset_after = 0 (more phases a step). The unit split is chosen, with the caller's pool only (desc.parallel:
- * starting threads every step would cost more than a step) and when a step holds TSRNN_CPU_MIN_STEP_WORK lanes a
- * thread to pay for a phase's start and end, where the batch split would
+ * Not for an LSTM with a projection, nor the backward of a GRU with reset_after = 0 (more phases a step).
+ * The unit split is chosen, with the caller's pool only (desc.parallel: starting threads every step would cost more
+ * than a step) and when a step holds TSRNN_CPU_MIN_STEP_WORK lanes a thread to pay for a phase's start and end,
+ * where the batch split would
  *  - leave threads idle (B < TSRNN_CPU_MIN_ROWS_PER_THREAD per thread), or
  *  - stream a step's weights from beyond the L2 for few rows: more than half a core's L2 of them (sysconf), and at
  *    most TSRNN_CPU_UNIT_MAX_ROWS rows a thread to use each weight loaded (measured, Intel Xeon 2 threads, same

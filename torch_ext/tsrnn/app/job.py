@@ -204,7 +204,7 @@ def run_job(cfg: JobConfig, log=print) -> dict:
     if cfg.warmup_steps < 0:
         raise JobError(f"--warmup-steps must be 0 or more, got {cfg.warmup_steps}")
     data, source = load_data(cfg)
-    from .bench import machine_info
+    from .bench import machine_info, tf32
 
     machine = machine_info(str(device), peak=False)
     threads = (f"GPU {machine['gpu']}" if device.type == "cuda"
@@ -217,7 +217,7 @@ def run_job(cfg: JobConfig, log=print) -> dict:
     runs, gates, results = {}, {}, []
     # On a GPU both backends train in full fp32: cuDNN's default TF32 would make nn.* the less accurate one and
     # its loss curve differ from tsrnn's by more than rounding.
-    with _tf32_off(device):
+    with tf32(False if device.type == "cuda" else None):
         for cell in cfg.cells:
             progress = _Progress(cfg.epochs, cfg.progress)
             try:
@@ -279,20 +279,6 @@ def run_job(cfg: JobConfig, log=print) -> dict:
     log(format_table(metrics))
     log(f"\nwrote {os.path.join(cfg.out, 'report.html')} and {os.path.join(cfg.out, 'metrics.json')}")
     return metrics
-
-
-class _tf32_off:
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-
-    def __enter__(self):
-        if self.cuda:
-            self.saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-
-    def __exit__(self, *exc):
-        if self.cuda:
-            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = self.saved
 
 
 def format_table(metrics: dict) -> str:
