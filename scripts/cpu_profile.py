@@ -133,8 +133,8 @@ def main() -> int:
                    help="the unstripped shim library (default build/wheel/_tsrnn_ops.so)")
     p.add_argument("--workload", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
-    if min(args.B, args.T, args.D, args.H, args.threads) < 1 or args.seconds <= 0 or args.warmup < 0:
-        p.error("B, T, D, H and --threads must be >= 1, --seconds > 0 and --warmup >= 0")
+    if min(args.B, args.T, args.D, args.H, args.threads, args.top) < 1 or args.seconds <= 0 or args.warmup < 0:
+        p.error("B, T, D, H, --threads and --top must be >= 1, --seconds > 0 and --warmup >= 0")
     if args.workload:
         _workload(args)
         return 0

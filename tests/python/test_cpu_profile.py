@@ -24,7 +24,8 @@ def _perf_works() -> bool:
 
 
 @pytest.mark.parametrize("args", [("lstm", "forward", "0", "1", "1", "8"), ("gru", "train", "1", "1", "1", "8",
-                                                                              "--seconds", "0")])
+                                                                              "--seconds", "0"),
+                                  ("lstm", "forward", "1", "1", "1", "8", "--top", "0")])
 def test_bad_arguments_are_refused_with_a_message(args):
     r = _run(*args)
     assert r.returncode == 2
