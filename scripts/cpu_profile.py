@@ -9,7 +9,7 @@ phases (the register tile's FMA loop, the gate epilogue, packing, Python and dis
 
 CELL MODE B T D H: the shape, as the bench's points (MODE forward runs under no_grad, train runs forward and
 backward). It prints the share of samples per library and per function, and the hottest 256-byte regions of the
-hottest tsrnn functions (disassemble one with `objdump -d --start-address=ADDR ...` to see which loop it is).
+shim library's code (disassemble one with `objdump -d --start-address=ADDR ...` to see which loop it is).
 The installed shim library is stripped; its symbols are read from the unstripped copy scikit-build leaves in
 build/wheel (the same build when the GNU build IDs match, which this script checks). Needs `perf` and
 kernel.perf_event_paranoid <= 2 (the default allows profiling your own processes).
