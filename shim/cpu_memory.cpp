@@ -76,9 +76,11 @@ void advise_huge_pages(void *data, size_t bytes) {
 
 // The CPU workspace: one buffer per calling thread, kept between calls and grown when a call needs more. Fresh
 // memory for every call is what malloc maps anew past 32 MB, and every page of it would fault again on first
-// touch in every call (thousands of faults per large backward). Workspaces larger than kScratchKeep are allocated per call and not kept, so a thread holds at most that much between calls.
-// Nothing reads a workspace before writing it, so reusing one is safe; a call never overlaps another call of
-// the same thread (the pieces on torch's pool are part of the call).
+// touch in every call (thousands of faults per large backward). Workspaces larger than kScratchKeep are allocated
+// per call and not kept, so a thread holds at most that much between calls. A call never overlaps another call of
+// the same thread (the pieces on torch's pool are part of the call), and only these calls use the buffer, so a
+// buffer that was not grown is exactly what the previous call left: the kernels may then reuse the weights it
+// packed (tsrnn_desc.workspace_kept), which they check first; nothing else is read before it is written.
 constexpr size_t kScratchKeep = size_t(256) << 20;
 
 struct Scratch {
@@ -112,10 +114,12 @@ torch::stable::Tensor empty(const torch::stable::Tensor &like, const std::vector
     return made;
 }
 
-void *kept_workspace(const char *op, size_t bytes) {
+void *kept_workspace(const char *op, size_t bytes, bool *kept) {
+    *kept = false;
     if (bytes > kScratchKeep) return nullptr;
     thread_local Scratch scratch;
-    if (scratch.bytes < bytes) {
+    *kept = scratch.bytes >= bytes;
+    if (!*kept) {
         std::free(scratch.data);
         scratch.data = nullptr;
         scratch.bytes = 0;

@@ -19,6 +19,8 @@ torch::stable::Tensor empty(const torch::stable::Tensor &like, const std::vector
 
 // The calling thread's kept workspace, grown to at least `bytes` (> 0) and TSRNN_WORKSPACE_ALIGN-aligned; NULL when
 // `bytes` is more than a thread keeps, for a new buffer from empty(). `op` names the op in an out-of-memory error.
-void *kept_workspace(const char *op, size_t bytes);
+// *kept: the buffer is the one the thread's previous call got, as that call left it (only tsrnn's CPU calls on
+// this thread use it), false when it is new or NULL is returned.
+void *kept_workspace(const char *op, size_t bytes, bool *kept);
 
 } // namespace tsrnn_shim::cpu_memory

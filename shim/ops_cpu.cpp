@@ -71,6 +71,7 @@ void run_cpu(const ArgCheck &c, tsrnn_cell cell, tsrnn_pass pass, tsrnn_desc &d,
     d.num_threads = cpu_threads();
     d.parallel = torch_pool;
     const Workspace ws = workspace(c, kCpuMemory, cell, pass, TSRNN_BACKEND_CPU, d, x);
+    d.workspace_kept = ws.kept ? 1 : 0;
     c.status(c.dtype() == ScalarType::Float ? call(0.0f, ws) : call(0.0, ws), name);
 }
 

@@ -53,8 +53,9 @@ inline Tensor allocate(const Tensor &like, const std::vector<int64_t> &shape,
 struct Memory {
     // a new uninitialized contiguous tensor, as allocate() makes it (or built on it)
     Tensor (*new_tensor)(const Tensor &like, const std::vector<int64_t> &shape, std::optional<int32_t> dtype);
-    // [opt] scratch the device keeps between calls: `bytes` (> 0) of it for this call, or NULL for a new buffer
-    void *(*kept_workspace)(const char *op, size_t bytes);
+    // [opt] scratch the device keeps between calls: `bytes` (> 0) of it for this call, or NULL for a new buffer;
+    // *kept: it is the buffer the previous call got (tsrnn_desc.workspace_kept)
+    void *(*kept_workspace)(const char *op, size_t bytes, bool *kept);
 
     Tensor empty(const Tensor &like, const std::vector<int64_t> &shape,
                  std::optional<int32_t> dtype = std::nullopt) const {
@@ -79,6 +80,7 @@ struct Workspace {
     OptTensor buffer;
     void *data = nullptr;
     size_t bytes = 0;
+    bool kept = false; // the device's kept scratch, as the previous call left it
 };
 
 inline Workspace workspace(const ArgCheck &c, const Memory &memory, tsrnn_cell cell, tsrnn_pass pass,
@@ -87,7 +89,7 @@ inline Workspace workspace(const ArgCheck &c, const Memory &memory, tsrnn_cell c
     c.status(tsrnn_workspace_size(cell, pass, backend, c.kernel_dtype(), &d, &w.bytes), "tsrnn_workspace_size");
     if (w.bytes == 0) return w;
     if (memory.kept_workspace) {
-        w.data = memory.kept_workspace(c.op(), w.bytes);
+        w.data = memory.kept_workspace(c.op(), w.bytes, &w.kept);
         if (w.data) return w;
     }
     STD_TORCH_CHECK(w.bytes <= static_cast<size_t>(INT64_MAX), c.op(), ": workspace of ", w.bytes,

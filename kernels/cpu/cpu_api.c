@@ -3,6 +3,7 @@
  * _bwd), the workspace layout and size, and the choice of the instruction-set variant that runs the call.
  */
 #include <stdint.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cpu_impl.h"
@@ -109,12 +110,17 @@ void tsrnn__cpu_layout_of(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, c
     const int gru0 = cell == TSRNN_CELL_GRU && d->reset_after == 0, lstm = cell == TSRNN_CELL_LSTM, proj = P > 0;
     const size_t row = mul_sz(Hp, es); /* bytes of one padded state row */
     *l = (tsrnn__cpu_layout){0};
+    l->memo = take(l, sizeof(tsrnn__cpu_memo)); /* offset 0 */
     if (pass == TSRNN_PASS_FWD) {
         l->wx = take(l, mul_sz(mul_sz(D, G), row));
         l->wh = take(l, mul_sz(mul_sz(R, G), row));
         l->whn = gru0 ? take(l, mul_sz(H, row)) : 0;
         l->whr = proj ? take(l, mul_sz(mul_sz(H, Pp), es)) : 0;
         l->bias = take(l, mul_sz(4, row));
+        {
+            const size_t raw = mul_sz(mul_sz(G * H, D + R + 2) + mul_sz(P, H), es);
+            l->wraw = raw <= TSRNN_CPU_MEMO_MAX_BYTES ? take(l, raw) : 0;
+        }
         l->hbuf = take(l, mul_sz(2 * B, row));
         l->cbuf = lstm ? take(l, mul_sz(B, row)) : 0;
         l->mbuf = proj ? take(l, mul_sz(B, row)) : 0;
@@ -148,6 +154,35 @@ void tsrnn__cpu_layout_of(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, c
         }
     }
     l->rows = take(l, mul_sz(B, sizeof(int64_t)));
+}
+
+/* ---- packed-weight reuse (cpu_impl.h) ------------------------------------------------------------------ */
+
+int tsrnn__cpu_memo_hit(const tsrnn_desc *d, const tsrnn__cpu_layout *l, const void *ws, const tsrnn__cpu_memo *key,
+                        const tsrnn__cpu_sources *src) {
+    if (!d->workspace_kept || !l->wraw) return 0;
+    if (memcmp((const char *)ws + l->memo, key, sizeof(*key)) != 0) return 0;
+    const char *raw = (const char *)ws + l->wraw;
+    for (int i = 0; i < 5; ++i) {
+        if (src->bytes[i] && memcmp(raw, src->p[i], src->bytes[i]) != 0) return 0;
+        raw += src->bytes[i];
+    }
+    return 1;
+}
+
+void tsrnn__cpu_memo_forget(const tsrnn__cpu_layout *l, void *ws) {
+    ((tsrnn__cpu_memo *)((char *)ws + l->memo))->magic = 0;
+}
+
+void tsrnn__cpu_memo_keep(const tsrnn__cpu_layout *l, void *ws, const tsrnn__cpu_memo *key,
+                          const tsrnn__cpu_sources *src) {
+    if (!l->wraw) return;
+    char *raw = (char *)ws + l->wraw;
+    for (int i = 0; i < 5; ++i) {
+        if (src->bytes[i]) memcpy(raw, src->p[i], src->bytes[i]);
+        raw += src->bytes[i];
+    }
+    memcpy((char *)ws + l->memo, key, sizeof(*key));
 }
 
 size_t tsrnn__cpu_workspace_bytes(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, const tsrnn_desc *desc) {

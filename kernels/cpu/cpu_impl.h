@@ -63,12 +63,15 @@ static inline int64_t tsrnn__cpu_ld(int64_t n, int64_t pad) {
 
 /* Byte offsets of the workspace buffers of one call; 0-sized buffers get offset 0 and must not be used. */
 typedef struct tsrnn__cpu_layout {
-    /* forward */
+    size_t memo;   /* both passes, at offset 0: a tsrnn__cpu_memo, the key of the packed weights in wx .. bias */
+    /* forward; wx .. wraw depend only on (cell, dtype, D, H, P, reset_after), never on T or B */
     size_t wx;     /* packed W_ih^T: per block of VL hidden units, D rows of G gate vectors (D*G*Hp) */
     size_t wh;     /* packed W_hh^T: the same with R rows (GRU reset_after=0: r, z only) */
     size_t whn;    /* GRU reset_after=0: W_hn^T packed the same, H*Hp */
     size_t whr;    /* LSTM P > 0: W_hr^T (H x P) as column panels of Pp (B operand of h = m W_hr^T), H*Pp */
     size_t bias;   /* packed folded biases: 4*Hp */
+    size_t wraw;   /* the weights wx .. bias were packed from, [w_ih | w_hh | w_hr | b_ih | b_hh] as given, when
+                      they take at most TSRNN_CPU_MEMO_MAX_BYTES (else 0: no reuse) */
     size_t hbuf;   /* 2 x B x Hp hidden state (R values a row), double buffered by step parity */
     size_t cbuf;   /* B x Hp LSTM cell state */
     size_t mbuf;   /* LSTM P > 0: B x Hp m = o * tanh(c) of the step, before the projection */
@@ -98,6 +101,39 @@ typedef struct tsrnn__cpu_layout {
 
 void tsrnn__cpu_layout_of(tsrnn_cell cell, tsrnn_pass pass, tsrnn_dtype dtype, const tsrnn_desc *desc,
                           tsrnn__cpu_layout *layout);
+
+/*
+ * Packed-weight reuse. Packing the forward's weights (a transpose of every weight, and the bias fold) costs about
+ * as much as the whole step of a B = 1, T = 1 call, and small calls repeat with the same weights (streaming
+ * inference, a rollout). So a forward leaves, beside its packed weights, a copy of the weights it packed and this
+ * key at the start of the workspace; a later forward whose caller says the workspace is kept (desc.workspace_kept)
+ * skips the packing when the key is its own and its weights are bitwise the copy (memcmp: a fraction of the
+ * transpose's cost). The packed bytes are then exactly what packing would write, so results are unchanged.
+ * Every other use of a workspace forgets the key before it writes there (a backward, or a forward whose weights
+ * are too large to copy).
+ */
+#define TSRNN_CPU_MEMO_MAX_BYTES ((size_t)8 << 20)
+typedef struct tsrnn__cpu_memo {
+    uint64_t magic;      /* TSRNN_CPU_MEMO_MAGIC when the rest is a valid key, else anything */
+    const void *variant; /* the variant's forward that packed (its vector length sets the packing) */
+    int64_t cell, D, H, P, reset_after, has_b_ih, has_b_hh;
+} tsrnn__cpu_memo;
+#define TSRNN_CPU_MEMO_MAGIC UINT64_C(0x7473726e6e6d656d)
+
+/* The sources of a forward's packed weights, in wraw's order: w_ih, w_hh, w_hr, b_ih, b_hh (absent: 0 bytes). */
+typedef struct tsrnn__cpu_sources {
+    const void *p[5];
+    size_t bytes[5];
+} tsrnn__cpu_sources;
+
+/* 1 when the workspace already holds key's weights packed from src (see above); 0: pack them. */
+int tsrnn__cpu_memo_hit(const tsrnn_desc *desc, const tsrnn__cpu_layout *layout, const void *workspace,
+                        const tsrnn__cpu_memo *key, const tsrnn__cpu_sources *src);
+/* Before anything else is written to the workspace. */
+void tsrnn__cpu_memo_forget(const tsrnn__cpu_layout *layout, void *workspace);
+/* After the packing: the copy of src and the key (nothing when the layout has no wraw). */
+void tsrnn__cpu_memo_keep(const tsrnn__cpu_layout *layout, void *workspace, const tsrnn__cpu_memo *key,
+                          const tsrnn__cpu_sources *src);
 
 /* Threads for the time loop (batch slices) and for the products partitioned over outputs. */
 int tsrnn__cpu_sweep_threads(const tsrnn_desc *desc);

@@ -50,7 +50,9 @@
  *         hn = h_{t-1} W_hn^T + b_hn when reset_after = 1, (r * h_{t-1}) W_hn^T + b_hn when reset_after = 0.
  *
  * Memory. The caller owns all memory: inputs, outputs and scratch (query tsrnn_workspace_size and pass at least
- * that many bytes, 64-byte aligned). The library allocates nothing and keeps no global state. CPU functions
+ * that many bytes, 64-byte aligned). The library allocates nothing and keeps no global state; what a call leaves
+ * in its workspace is read again only by a CPU forward told that the buffer is kept (desc.workspace_kept), which
+ * checks it first. CPU functions
  * take host pointers and run on num_threads threads (>= 1); results do not depend on num_threads, nor on
  * whether those threads are the library's own or the caller's (desc.parallel, below).
  *
@@ -83,7 +85,7 @@ extern "C" {
 #endif
 
 #define TSRNN_VERSION_MAJOR 0
-#define TSRNN_VERSION_MINOR 3
+#define TSRNN_VERSION_MINOR 4
 
 /* Alignment, in bytes, the workspace pointer must have. */
 #define TSRNN_WORKSPACE_ALIGN 64
@@ -143,6 +145,10 @@ typedef struct tsrnn_desc {
                                zero-initialized desc means "no projection". */
     tsrnn_parallel_fn parallel; /* CPU functions: [opt] the caller's pool (above); NULL = the library's threads */
     void *pool;             /* passed to parallel as its first argument */
+    int workspace_kept;     /* CPU functions: [opt] nonzero when workspace is the buffer the previous CPU call
+                               given it wrote to, unchanged since (a buffer the caller keeps for these calls alone):
+                               a forward may then reuse weights that call packed, after checking that they are
+                               bitwise the same. 0 (a zero-initialized desc) for any other buffer. */
 } tsrnn_desc;
 
 /* Number of elements in one row of saved activations: 6H + P (LSTM), 5H (GRU, P must be 0); -1 if P is invalid. */

@@ -153,3 +153,38 @@ def test_compiled_module_without_grad(cell):
         got = compiled(x)
     for a, b in zip(torch.utils._pytree.tree_leaves(want), torch.utils._pytree.tree_leaves(got), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_weights_changed_between_calls_are_used(cell):
+    """The CPU forward keeps the weights it packed for the next call on the thread (tsrnn_desc.workspace_kept);
+    weights changed in place between calls (an optimizer step, load_state_dict, one element edited) must be the
+    ones used: every call bit-identical to a fresh module's with the same weights, here after other modules' calls
+    in between too."""
+    m = _module(cell, 3, 8)
+    other = _module(cell, 3, 8)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.mul_(0.5)
+    x = torch.randn(1, 4, 3)
+
+    def fresh_copy():
+        c = _module(cell, 3, 8)
+        c.load_state_dict(m.state_dict())
+        return c
+
+    with torch.inference_mode():
+        before = m(x)
+        for name, p in m.named_parameters():
+            for at in (0, p.numel() - 1):
+                p.view(-1)[at] += 0.25
+                got = m(x)
+                other(x)
+                want = fresh_copy()(x)
+                again = m(x)
+                for a, b, c, d in zip(*(torch.utils._pytree.tree_leaves(o) for o in (got, want, again, before)),
+                                      strict=True):
+                    assert torch.equal(a, b) and torch.equal(c, b), f"{name}[{at}]"
+                assert not all(torch.equal(a, d) for a, d in zip(torch.utils._pytree.tree_leaves(got),
+                                                                torch.utils._pytree.tree_leaves(before))), name
+                before = got
