@@ -2,8 +2,9 @@
 // shim/ops_cpu.cpp (CPU), shim/ops_cuda.cpp (CUDA, built only against a CUDA torch).
 //
 // One op = one layer, one direction, one cell. Sequence tensors are (T, B, *) or (B, T, *) when batch_first;
-// hidden states (B, R) and cell states (B, H); w_ih (G*H, D), w_hh (G*H, R), biases (G*H); lengths int64 CPU (B,);
-// saved (T, B, S), always time-major. R = P for an LSTM with a projection w_hr (P, H), nn.LSTM's proj_size; else H.
+// hidden states (1, B, R) and cell states (1, B, H) (inputs may also be (B, R) / (B, H); a state's gradient has
+// its shape); w_ih (G*H, D), w_hh (G*H, R), biases (G*H); lengths int64 CPU (B,); saved (T, B, S), always
+// time-major. R = P for an LSTM with a projection w_hr (P, H), nn.LSTM's proj_size; else H.
 // w_hr and need_saved come last with defaults, so calls written before they existed stay valid; grad_w_hr is
 // (0, H) without a projection. need_saved=False (inference: no backward will follow) skips the saved
 // activations: saved is then an empty (0, B, S) tensor and the kernels write none. See kernels/include/tsrnn.h for the meaning of every value.

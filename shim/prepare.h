@@ -65,9 +65,20 @@ struct Memory {
 
 inline constexpr Memory kPlainMemory{allocate, nullptr};
 
-// A state output when no step runs: the given state, or zeros of shape (B, W).
-inline Tensor state_or_zeros(const OptTensor &state, const Tensor &like, int64_t B, int64_t W) {
-    return state.has_value() ? torch::stable::clone(*state) : zeros(like, {B, W});
+// The shape of a state output: (1, B, W), or (B, W) as `like_state` (the input whose gradient it is) when that
+// is given 2-D (autograd wants a gradient in its input's shape).
+inline std::vector<int64_t> state_shape(const OptTensor &like_state, int64_t B, int64_t W) {
+    if (like_state.has_value() && like_state->dim() == 2) return {B, W};
+    return {1, B, W};
+}
+
+// A state output when no step runs: a copy of the given state ((1, B, W) or (B, W)), or zeros, in `shape`.
+inline Tensor state_or_zeros(const OptTensor &state, const Tensor &like, const std::vector<int64_t> &shape) {
+    if (!state.has_value()) return zeros(like, shape);
+    Tensor out = allocate(like, shape);
+    const Tensor from = state->dim() == 3 ? torch::stable::select(*state, 0, 0) : *state; // (B, W)
+    torch::stable::copy_(out, from); // broadcast to (1, B, W) when out is
+    return out;
 }
 
 template <class real> real *out(const Tensor &t) { return t.mutable_data_ptr<real>(); }
@@ -151,12 +162,12 @@ inline Forward prepare_forward(const ArgCheck &c, const Memory &memory, tsrnn_ce
     }
     f.run = s.T > 0 && s.B > 0;
     if (!f.run) {
-        f.h_n = state_or_zeros(f.h0, x, s.B, s.R);
-        if (lstm) f.c_n = state_or_zeros(f.c0, x, s.B, s.H);
+        f.h_n = state_or_zeros(f.h0, x, {1, s.B, s.R});
+        if (lstm) f.c_n = state_or_zeros(f.c0, x, {1, s.B, s.H});
         return f;
     }
-    f.h_n = memory.empty(x, {s.B, s.R});
-    if (lstm) f.c_n = memory.empty(x, {s.B, s.H});
+    f.h_n = memory.empty(x, {1, s.B, s.R});
+    if (lstm) f.c_n = memory.empty(x, {1, s.B, s.H});
     f.desc = make_desc(s, strides_of(f.x, s), strides_of(f.y, s), ptr<int64_t>(f.lengths), reverse,
                        lstm ? 0 : (reset_after ? 1 : 0));
     return f;
@@ -210,8 +221,8 @@ inline Backward prepare_backward(const ArgCheck &c, const Memory &memory, tsrnn_
     g.run = s.T > 0 && s.B > 0;
     if (!g.run) {
         g.grad_x = zeros(x, s.seq(s.D));
-        g.grad_h0 = state_or_zeros(g.grad_h_n, x, s.B, s.R);
-        if (lstm) g.grad_c0 = state_or_zeros(g.grad_c_n, x, s.B, s.H);
+        g.grad_h0 = state_or_zeros(g.grad_h_n, x, state_shape(g.h0, s.B, s.R));
+        if (lstm) g.grad_c0 = state_or_zeros(g.grad_c_n, x, state_shape(g.c0, s.B, s.H));
         g.grad_w_ih = zeros(x, {GH, s.D});
         g.grad_w_hh = zeros(x, {GH, s.R});
         g.grad_b_ih = zeros(x, {GH});
@@ -220,8 +231,8 @@ inline Backward prepare_backward(const ArgCheck &c, const Memory &memory, tsrnn_
         return g;
     }
     g.grad_x = memory.empty(x, s.seq(s.D));
-    g.grad_h0 = memory.empty(x, {s.B, s.R});
-    if (lstm) g.grad_c0 = memory.empty(x, {s.B, s.H});
+    g.grad_h0 = memory.empty(x, state_shape(g.h0, s.B, s.R));
+    if (lstm) g.grad_c0 = memory.empty(x, state_shape(g.c0, s.B, s.H));
     g.grad_w_ih = memory.empty(x, {GH, s.D});
     g.grad_w_hh = memory.empty(x, {GH, s.R});
     g.grad_b_ih = memory.empty(x, {GH});

@@ -78,12 +78,12 @@ def _module(cell, D, H):
 
 
 class _Spy:
-    """Records the need_saved of every op call the modules make (through the op handles of tsrnn.modules, which
-    they always call with need_saved, last)."""
+    """Records the need_saved of every op call the modules make (through the op handles of tsrnn.modules, the
+    OpOverloads and their C++ entries, which they always call with need_saved, last)."""
 
     def __init__(self, monkeypatch):
         self.seen = []
-        for name in ("_LSTM_OP", "_GRU_OP"):
+        for name in ("_LSTM_OP", "_GRU_OP", "_LSTM_RAW", "_GRU_RAW"):
             real = getattr(modules, name)
 
             def op_spy(*args, _real=real):

@@ -128,12 +128,53 @@ def test_matches_nn(cell, dtype, batch_first, state, bias):
 
     hx = None if not state else ((h0.unsqueeze(0), c0.unsqueeze(0)) if is_lstm(cell) else h0.unsqueeze(0))
     y_nn, s_nn = module(x, hx)
-    theirs = [y_nn, s_nn[0][0], s_nn[1][0]] if is_lstm(cell) else [y_nn, s_nn[0]]
+    theirs = [y_nn, s_nn[0], s_nn[1]] if is_lstm(cell) else [y_nn, s_nn]
     ours = list(call_op(cell, x, h0, c0, weights, batch_first=batch_first)[:-1])
     check_all(ours, theirs, ["y", "h_n", "c_n"][: len(ours)], OUT_TOL[dtype])
 
     inputs = grad_inputs(cell, x, h0, c0, weights)
     check_all(grads_of(ours, inputs), grads_of(theirs, inputs), INPUT_NAMES[cell], GRAD_TOL[dtype])
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_states_are_one_layer_of_nn_shape(cell):
+    """h_n / c_n are (1, B, R), one layer of nn.*'s (L * dirs, B, R); h0 / c0 may be that or (B, R): the same
+    results either way, and each state's gradient has its input's shape (also through the backward op's
+    grad_h_n / grad_c_n in either shape)."""
+    T, B, D, H = 5, 3, 4, 6
+    weights = make_weights(cell, D, H, F64)
+    x, h0, c0 = make_inputs(cell, T, B, D, H, F64)
+    flat = call_op(cell, x, h0, c0, weights)
+    h0_3d = h0.detach().unsqueeze(0).requires_grad_(True)
+    c0_3d = None if c0 is None else c0.detach().unsqueeze(0).requires_grad_(True)
+    deep = call_op(cell, x, h0_3d, c0_3d, weights)
+    for a, b in zip(flat, deep, strict=True):
+        assert torch.equal(a, b)
+    assert flat[1].shape == (1, B, H) and (not is_lstm(cell) or flat[2].shape == (1, B, H))
+    g_flat = grads_of(flat[:-1], [h0, c0])
+    g_deep = grads_of(deep[:-1], [h0_3d, c0_3d])
+    for a, b, want in zip(g_flat, g_deep, [(B, H), (B, H)], strict=True):
+        if a is not None:
+            assert a.shape == want and b.shape == (1, *want) and torch.equal(a, b[0])
+    # the backward op with 2-D and 3-D state gradients
+    saved = flat[-1]
+    g_y, g_h = torch.randn(T, B, H, dtype=F64), torch.randn(B, H, dtype=F64)
+    if is_lstm(cell):
+        g_c = torch.randn(B, H, dtype=F64)
+        a = OPS.lstm_backward(x, h0, c0, weights[0], weights[1], saved, None, g_y, g_h, g_c, False, False)
+        b = OPS.lstm_backward(x, h0_3d, c0_3d, weights[0], weights[1], saved, None, g_y, g_h[None], g_c[None], False,
+                              False)
+    else:
+        a = OPS.gru_backward(x, h0, weights[0], weights[1], saved, None, g_y, g_h, False, False, reset_after(cell))
+        b = OPS.gru_backward(x, h0_3d, weights[0], weights[1], saved, None, g_y, g_h[None], False, False,
+                             reset_after(cell))
+    states = (1, 2) if is_lstm(cell) else (1,)  # grad_h0 [, grad_c0]: in h0's [, c0's] shape
+    for k, (u, v) in enumerate(zip(a, b, strict=True)):
+        assert torch.equal(u, v.reshape(u.shape)), k
+        if k in states:
+            assert u.shape == (B, H) and v.shape == (1, B, H), k
+        else:
+            assert u.shape == v.shape, k
 
 
 @pytest.mark.parametrize("batch_first", [False, True], ids=["tm", "bf"])
@@ -149,7 +190,7 @@ def test_reverse_matches_nn_on_flipped_input(cell, dtype, batch_first):
 
     hx = (h0.unsqueeze(0), c0.unsqueeze(0)) if is_lstm(cell) else h0.unsqueeze(0)
     y_nn, s_nn = module(x.flip(tdim), hx)
-    theirs = [y_nn.flip(tdim), s_nn[0][0], s_nn[1][0]] if is_lstm(cell) else [y_nn.flip(tdim), s_nn[0]]
+    theirs = [y_nn.flip(tdim), s_nn[0], s_nn[1]] if is_lstm(cell) else [y_nn.flip(tdim), s_nn]
     ours = list(call_op(cell, x, h0, c0, weights, batch_first=batch_first, reverse=True)[:-1])
     check_all(ours, theirs, ["y", "h_n", "c_n"][: len(ours)], OUT_TOL[dtype])
 
@@ -178,7 +219,7 @@ def test_lengths_match_nn_packed(cell, dtype, batch_first, reverse):
     out, s_nn = module(packed, hx)
     y_nn, _ = pad_packed_sequence(out, batch_first=batch_first, total_length=T)
     y_nn = y_nn[..., H:] if reverse else y_nn
-    theirs = [y_nn, s_nn[0][-1], s_nn[1][-1]] if is_lstm(cell) else [y_nn, s_nn[-1]]
+    theirs = [y_nn, s_nn[0][-1:], s_nn[1][-1:]] if is_lstm(cell) else [y_nn, s_nn[-1:]]
 
     ours = list(call_op(cell, x, h0, c0, weights, lengths, batch_first, reverse)[:-1])
     check_all(ours, theirs, ["y", "h_n", "c_n"][: len(ours)], OUT_TOL[dtype])
@@ -321,7 +362,7 @@ def test_autograd_with_only_final_state_used(cell):
     h_n = call_op(cell, x, h0, c0, weights)[1]
     hx = (h0.unsqueeze(0), c0.unsqueeze(0)) if is_lstm(cell) else h0.unsqueeze(0)
     s_nn = module(x, hx)[1]
-    h_nn = s_nn[0][0] if is_lstm(cell) else s_nn[0]
+    h_nn = s_nn[0] if is_lstm(cell) else s_nn
     inputs = grad_inputs(cell, x, h0, c0, weights)
     check_all(grads_of([h_n], inputs), grads_of([h_nn], inputs), INPUT_NAMES[cell], GRAD_TOL[F32])
 
@@ -455,9 +496,9 @@ def test_empty_time_or_batch(cell, batch_first):
     outs = call_op(cell, x, h0, c0, weights, torch.zeros(2, dtype=torch.int64), batch_first)
     assert outs[0].shape == ((2, 0, H) if batch_first else (0, 2, H))
     assert outs[-1].shape == (0, 2, (6 if is_lstm(cell) else 5) * H)
-    assert_close(outs[1], h0, "h_n with T = 0", rtol=0, atol=0)
+    assert_close(outs[1], h0.unsqueeze(0), "h_n with T = 0", rtol=0, atol=0)  # (1, B, H) from h0 (B, H)
     if is_lstm(cell):
-        assert_close(outs[2], c0, "c_n with T = 0", rtol=0, atol=0)
+        assert_close(outs[2], c0.unsqueeze(0), "c_n with T = 0", rtol=0, atol=0)
     outs = call_op(cell, x, None, None, weights, None, batch_first)
     assert torch.count_nonzero(outs[1]) == 0
     # backward with T = 0: grad_h0 = grad_h_n, weight gradients zero
@@ -479,7 +520,7 @@ def test_empty_time_or_batch(cell, batch_first):
     # B = 0
     x, h0, c0 = make_inputs(cell, 5, 0, D, H, F32, batch_first, requires_grad=False)
     outs = call_op(cell, x, h0, c0, weights, None, batch_first)
-    assert outs[0].shape == ((0, 5, H) if batch_first else (5, 0, H)) and outs[1].shape == (0, H)
+    assert outs[0].shape == ((0, 5, H) if batch_first else (5, 0, H)) and outs[1].shape == (1, 0, H)
     if is_lstm(cell):
         grads = OPS.lstm_backward(x, h0, c0, weights[0], weights[1], outs[-1], None, None, None, None, batch_first,
                                   False)
@@ -494,8 +535,8 @@ def test_zero_length_sequence_keeps_initial_state():
     weights = make_weights("lstm", D, H, F64, requires_grad=False)
     x, h0, c0 = make_inputs("lstm", T, B, D, H, F64, requires_grad=False)
     y, h_n, c_n, saved = OPS.lstm(x, h0, c0, *weights, torch.tensor([0, 4]), False, False)
-    assert_close(h_n[0], h0[0], "h_n of a zero-length sequence", rtol=0, atol=0)
-    assert_close(c_n[0], c0[0], "c_n of a zero-length sequence", rtol=0, atol=0)
+    assert_close(h_n[0, 0], h0[0], "h_n of a zero-length sequence", rtol=0, atol=0)
+    assert_close(c_n[0, 0], c0[0], "c_n of a zero-length sequence", rtol=0, atol=0)
     assert torch.count_nonzero(y[:, 0]) == 0 and torch.count_nonzero(saved[:, 0]) == 0
     assert torch.count_nonzero(y[:, 1]) > 0
 

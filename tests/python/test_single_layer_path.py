@@ -1,4 +1,5 @@
-"""The modules' single-layer path: one layer, one direction, a 3-D tensor input, no hx, no return_gates.
+"""The modules' single-layer path: one layer, one direction, a 3-D tensor input, no return_gates, and no hx or one
+of exactly nn.*'s shapes.
 
 forward then calls the op directly instead of the generic _run (argument handling, layer loop, output packaging),
 which halves the module's Python time per call at B = 1. It must be exactly the generic path: bit-identical
@@ -44,23 +45,34 @@ def _count_generic(monkeypatch):
     return calls
 
 
+def _hx(cell, B, dtype, gen):
+    """Initial states of nn.*'s shapes for one layer: (1, B, R) [and (1, B, H)], H = 8, P = 3."""
+    h = torch.randn(1, B, 3 if cell == "lstm_proj" else 8, dtype=dtype, generator=gen)
+    return (h, torch.randn(1, B, 8, dtype=dtype, generator=gen)) if cell.startswith("lstm") else h
+
+
+@pytest.mark.parametrize("with_hx", [False, True], ids=["nohx", "hx"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("batch_first", [False, True], ids=["tm", "bf"])
 @pytest.mark.parametrize("cell", CELLS)
-def test_single_layer_path_is_the_generic_path(cell, batch_first, bias, dtype, monkeypatch):
-    """Outputs, and in grad mode every gradient, bit-identical to the generic path's."""
+def test_single_layer_path_is_the_generic_path(cell, batch_first, bias, dtype, with_hx, monkeypatch):
+    """Outputs, and in grad mode every gradient (the states' too), bit-identical to the generic path's."""
     m = _module(cell, 3, 8, batch_first=batch_first, bias=bias).to(dtype)
-    x = torch.randn(2, 5, 3, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 5, 3, dtype=dtype, generator=gen)
+    hx = _hx(cell, 2 if batch_first else 5, dtype, gen) if with_hx else None
 
     def run():
         with torch.no_grad():
-            lean = m(x)
+            lean = m(x, hx)
         xg = x.clone().requires_grad_(True)
+        states = [] if hx is None else [s.clone().requires_grad_(True) for s in _leaves(hx)]
+        hxg = None if hx is None else states[0] if len(states) == 1 else tuple(states)
         m.zero_grad(set_to_none=True)
-        out = m(xg)
+        out = m(xg, hxg)
         sum(o.sum() * (i + 1) for i, o in enumerate(_leaves(out))).backward()
-        return _leaves(lean) + _leaves(out) + [xg.grad] + [p.grad for p in m.parameters()]
+        return _leaves(lean) + _leaves(out) + [xg.grad] + [s.grad for s in states] + [p.grad for p in m.parameters()]
 
     calls = _count_generic(monkeypatch)
     fast = run()
@@ -94,14 +106,23 @@ def _other_calls(cell):
     h = torch.zeros(1, 2, 3 if cell == "lstm_proj" else 8)
     hx = (h, torch.zeros(1, 2, 8)) if cell.startswith("lstm") else h
     packed = pack_padded_sequence(x, torch.tensor([5, 3]))
-    return [
-        ("hx", {}, (x, hx), {}),
+    calls = [
         ("unbatched", {}, (x[:, 0],), {}),
+        ("unbatched with hx", {}, (x[:, 0], tuple(s[:, 0] for s in hx) if isinstance(hx, tuple) else h[:, 0]), {}),
         ("return_gates", {}, (x,), {"return_gates": True}),
         ("two layers", {"num_layers": 2}, (x,), {}),
         ("bidirectional", {"bidirectional": True}, (x,), {}),
         ("packed", {}, (packed,), {}),
+        ("two layers with hx", {"num_layers": 2}, (x, _hx2(hx)), {}),
     ]
+    if isinstance(hx, tuple):
+        calls.append(("hx a list", {}, (x, list(hx)), {}))
+    return calls
+
+
+def _hx2(hx):
+    """hx for two layers."""
+    return tuple(torch.cat([s, s]) for s in hx) if isinstance(hx, tuple) else torch.cat([hx, hx])
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -128,6 +149,15 @@ def test_bad_inputs_get_nn_messages(cell):
         assert str(got.value) == str(want.value)
     with pytest.raises(TypeError, match="Tensor or PackedSequence"):
         ours([1.0, 2.0])
+    # states nn.* refuses: the wrong batch, hidden size or rank
+    x = torch.randn(5, 2, 3)
+    for bad in (torch.zeros(1, 3, 8), torch.zeros(1, 2, 7), torch.zeros(2, 8)):
+        hx = (bad, torch.zeros(1, 2, 8)) if cell == "lstm" else bad
+        with pytest.raises(Exception) as want:
+            theirs(x, hx)
+        with pytest.raises(type(want.value)) as got:
+            ours(x, hx)
+        assert str(got.value) == str(want.value)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

@@ -8,8 +8,10 @@ Ops (schemas in shim/ops.cpp; shapes and saved layout in kernels/include/tsrnn.h
                         need_saved=True) -> (y, h_n, saved)
     torch.ops.tsrnn.lstm_backward / gru_backward: every gradient at once, from the forward's saved activations.
 
-x is (T, B, D), or (B, T, D) when batch_first, and y (T, B, R) follows x; hidden states are (B, R), cell states
-(B, H); w_ih (G*H, D), w_hh (G*H, R), biases (G*H,) with G = 4 (LSTM, gates i f g o) or 3 (GRU, gates r z n);
+x is (T, B, D), or (B, T, D) when batch_first, and y (T, B, R) follows x; hidden states are (1, B, R) and cell
+states (1, B, H), one layer and direction of nn.*'s (L * dirs, B, R): h_n and c_n have that shape; h0 and c0 (and
+the backward's grad_h_n, grad_c_n) may also be (B, R) / (B, H), and grad_h0 / grad_c0 take h0's / c0's shape;
+w_ih (G*H, D), w_hh (G*H, R), biases (G*H,) with G = 4 (LSTM, gates i f g o) or 3 (GRU, gates r z n);
 w_hr (P, H) is an LSTM's projection (nn.LSTM's proj_size = P, 1 <= P < H), and R = P with it, H without;
 lengths is an int64 CPU tensor (B,); saved is (T, B, S), always time-major: S = 6H for LSTM
 ([i f g o | c_t | h_t]), 6H + P with a projection ([i f g o | c_t | m_t | h_t]) and 5H for GRU
@@ -117,6 +119,11 @@ def _fake_lengths(op: str, lengths: Tensor | None, B) -> None:
     )
 
 
+def _state_shape(like, B, W):
+    """A state gradient's shape: its input's, (B, W) or (1, B, W); (1, B, W) without one."""
+    return (B, W) if like is not None and like.dim() == 2 else (1, B, W)
+
+
 def _seq(T, B, W, batch_first):
     return (B, T, W) if batch_first else (T, B, W)
 
@@ -129,8 +136,8 @@ def _lstm_fake(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse,
     P = R if w_hr is not None else 0
     return (
         x.new_empty(_seq(T, B, R, batch_first)),
-        x.new_empty((B, R)),
-        x.new_empty((B, H)),
+        x.new_empty((1, B, R)),
+        x.new_empty((1, B, H)),
         x.new_empty((T if need_saved else 0, B, 6 * H + P)),
     )
 
@@ -142,7 +149,7 @@ def _gru_fake(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, batch_first, reverse, rese
     _fake_lengths("tsrnn::gru", lengths, B)
     return (
         x.new_empty(_seq(T, B, H, batch_first)),
-        x.new_empty((B, H)),
+        x.new_empty((1, B, H)),
         x.new_empty((T if need_saved else 0, B, 5 * H)),
     )
 
@@ -160,7 +167,8 @@ def _lstm_backward_fake(
     others.update(grad_c_n=grad_c_n, w_hr=w_hr)
     T, B, D, H, R = _fake_sizes("tsrnn::lstm_backward", "lstm", x, w_hh, w_hr, batch_first, others)
     _fake_lengths("tsrnn::lstm_backward", lengths, B)
-    grad_x, grad_h0, grad_c0 = x.new_empty(_seq(T, B, D, batch_first)), x.new_empty((B, R)), x.new_empty((B, H))
+    grad_x = x.new_empty(_seq(T, B, D, batch_first))
+    grad_h0, grad_c0 = x.new_empty(_state_shape(h0, B, R)), x.new_empty(_state_shape(c0, B, H))
     grad_w_hr = x.new_empty((R if w_hr is not None else 0, H))
     return (grad_x, grad_h0, grad_c0, *_fake_weight_grads(x, 4, D, H, R), grad_w_hr)
 
@@ -170,7 +178,8 @@ def _gru_backward_fake(x, h0, w_ih, w_hh, saved, lengths, grad_y, grad_h_n, batc
     others = dict(h0=h0, w_ih=w_ih, w_hh=w_hh, saved=saved, grad_y=grad_y, grad_h_n=grad_h_n)
     T, B, D, H, _ = _fake_sizes("tsrnn::gru_backward", "gru", x, w_hh, None, batch_first, others)
     _fake_lengths("tsrnn::gru_backward", lengths, B)
-    return (x.new_empty(_seq(T, B, D, batch_first)), x.new_empty((B, H)), *_fake_weight_grads(x, 3, D, H, H))
+    grad_h0 = x.new_empty(_state_shape(h0, B, H))
+    return (x.new_empty(_seq(T, B, D, batch_first)), grad_h0, *_fake_weight_grads(x, 3, D, H, H))
 
 
 # ---- autograd: one backward op call, no Python loop over time ----------------------------------------------

@@ -30,6 +30,11 @@ __all__ = ["LSTM", "GRU"]
 # The ops, called positionally with every argument (the _ops wrappers' defaults are for people).
 _LSTM_OP = torch.ops.tsrnn.lstm.default
 _GRU_OP = torch.ops.tsrnn.gru.default
+# Their C++ entry points, which OpOverload.__call__ forwards to: calling them directly saves that Python frame in
+# small calls (B = 1) that need no autograd. torch.compile traces the OpOverloads, so compiled code uses those.
+_LSTM_RAW = getattr(_LSTM_OP, "_op", _LSTM_OP)
+_GRU_RAW = getattr(_GRU_OP, "_op", _GRU_OP)
+_BELOW_AUTOGRAD = torch._C._AutoDispatchBelowAutograd
 
 
 def _op_dispatch(need_grad: bool):
@@ -90,21 +95,47 @@ class _TsrnnRNNMixin:
         return x, lengths, states, is_batched, packed
 
     def _single_layer(self, input, hx, return_gates: bool, num_states: int):
-        """(output, final states stacked as nn.* returns them) when ``forward`` can skip the generic path: one layer
-        in one direction, a batched tensor input nn.*'s check_input accepts (same dtype as the weights, last size
-        input_size), no hx and no return_gates; else None. Anything else, errors included, takes ``_run``.
+        """(output, final states as nn.* returns them) when ``forward`` can skip the generic path: one layer in one
+        direction, a batched tensor input nn.*'s checks accept (same dtype as the weights, last size input_size),
+        no return_gates, and no hx or one that is exactly what nn.* expects ((1, B, R) [and (1, B, H)] tensors of
+        the input's dtype and device); else None. Anything else, errors included, takes ``_run``.
         The same op call as ``_run`` makes, without its argument handling and layer loop (the path of small
-        streaming calls, B = 1)."""
-        if hx is not None or return_gates or self.num_layers != 1 or self.bidirectional:
+        streaming calls, B = 1, where each attribute lookup and Python frame shows). The op's states are
+        (1, B, R) already, nn.*'s shape for one layer."""
+        if return_gates or self.num_layers != 1 or self.bidirectional:
             return None
-        if not isinstance(input, Tensor) or input.dim() != 3:
+        w = self._flat_weights
+        if not isinstance(input, Tensor) or input.dim() != 3 or input.dtype != w[0].dtype:
             return None
-        if input.dtype != self._flat_weights[0].dtype or input.shape[2] != self.input_size:
+        if input.shape[2] != self.input_size:
             return None
-        need_grad = self._grad_can_flow(input, None)
-        with _op_dispatch(need_grad):
-            y, states, _ = self._layer_call(input, (None,) * num_states, self._layer_weights(0), None, False, need_grad)
-        return y, tuple([s.unsqueeze(0) for s in states])
+        states = (None,) * num_states
+        state_grad = False
+        if hx is not None:
+            states = self._single_states(input, hx, num_states)
+            if states is None:
+                return None
+            state_grad = any(s.requires_grad for s in states)
+        if torch.is_grad_enabled() and (input.requires_grad or state_grad or any(p.requires_grad for p in w)):
+            return self._single_call(True, input, states, w, True)
+        if torch.compiler.is_compiling():
+            return self._single_call(True, input, states, w, False)
+        if torch.is_inference_mode_enabled():  # autograd is off in dispatch already
+            return self._single_call(False, input, states, w, False)
+        with _BELOW_AUTOGRAD():  # no_grad: below autograd, which skips torch.library's Python autograd wrapper
+            return self._single_call(False, input, states, w, False)
+
+    def _single_states(self, x, hx, num_states: int):
+        """hx as a tuple of states when it is exactly what nn.* accepts for the batched x, else None."""
+        states = (hx,) if num_states == 1 else hx
+        if not isinstance(states, tuple) or len(states) != num_states:
+            return None
+        B = x.shape[0] if self.batch_first else x.shape[1]
+        R = self.proj_size if self.proj_size > 0 else self.hidden_size
+        for s, width in zip(states, (R, self.hidden_size)):
+            if not isinstance(s, Tensor) or s.shape != (1, B, width) or s.dtype != x.dtype or s.device != x.device:
+                return None
+        return states
 
     def _grad_can_flow(self, x, states) -> bool:
         return torch.is_grad_enabled() and (
@@ -138,9 +169,9 @@ class _TsrnnRNNMixin:
     def _layers(self, x, lengths, states, is_batched, packed, num_states: int, need_saved: bool):
         """The body of _run: every layer and direction, then nn.*'s output packaging."""
         if self.num_layers == 1 and not self.bidirectional:  # the common case, without the lists
-            state_k = tuple(s[0] for s in states) if states is not None else (None,) * num_states
-            output, new_states, saved = self._layer_call(x, state_k, self._layer_weights(0), lengths, False, need_saved)
-            finals = tuple(s.unsqueeze(0) for s in new_states)
+            # states and the op's new states are (1, B, R), nn.*'s shape for one layer
+            state_k = states if states is not None else (None,) * num_states
+            output, finals, saved = self._layer_call(x, state_k, self._layer_weights(0), lengths, False, need_saved)
             saved_all = [saved]
         else:
             output, finals, saved_all = self._stack(x, lengths, states, num_states, need_saved)
@@ -172,7 +203,7 @@ class _TsrnnRNNMixin:
             layer_input = outputs[0] if dirs == 1 else torch.cat(outputs, dim=-1)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, p=self.dropout, training=True)
-        return layer_input, tuple(torch.stack(f) for f in finals), saved_all
+        return layer_input, tuple(torch.cat(f) for f in finals), saved_all  # each (1, B, R)
 
 
 def _repack(y: Tensor, lengths: Tensor, like: PackedSequence, batch_first: bool) -> PackedSequence:
@@ -209,6 +240,15 @@ class LSTM(_TsrnnRNNMixin, nn.RNNBase):
             x, *states, w_ih, w_hh, b_ih, b_hh, lengths, self.batch_first, reverse, w_hr, need_saved
         )
         return y, (h_n, c_n), saved
+
+    def _single_call(self, overload: bool, x, states, w, need_saved: bool):
+        """The single-layer path's op call on (h0, c0) and _flat_weights w: (y, (h_n, c_n)). overload: through
+        the OpOverload (autograd, torch.compile), else its C++ entry."""
+        b_ih, b_hh = (w[2], w[3]) if self.bias else (None, None)
+        w_hr = w[-1] if self.proj_size > 0 else None
+        op = _LSTM_OP if overload else _LSTM_RAW
+        y, h_n, c_n, _ = op(x, *states, w[0], w[1], b_ih, b_hh, None, self.batch_first, False, w_hr, need_saved)
+        return y, (h_n, c_n)
 
     def forward(self, input, hx=None, return_gates: bool = False):
         single = self._single_layer(input, hx, return_gates, 2)
@@ -247,10 +287,18 @@ class GRU(_TsrnnRNNMixin, nn.RNNBase):
         y, h_n, saved = _GRU_OP(x, states[0], *weights[:4], lengths, self.batch_first, reverse, self.reset_after, need_saved)
         return y, (h_n,), saved
 
+    def _single_call(self, overload: bool, x, states, w, need_saved: bool):
+        """The single-layer path's op call on (h0,) and _flat_weights w: (y, h_n). overload: as LSTM's."""
+        b_ih, b_hh = (w[2], w[3]) if self.bias else (None, None)
+        op = _GRU_OP if overload else _GRU_RAW
+        y, h_n, _ = op(x, states[0], w[0], w[1], b_ih, b_hh, None, self.batch_first, False, self.reset_after,
+                       need_saved)
+        return y, h_n
+
     def forward(self, input, hx=None, return_gates: bool = False):
         single = self._single_layer(input, hx, return_gates, 1)
         if single is not None:
-            return single[0], single[1][0]
+            return single
         output, (h_n,), saved = self._run(input, hx, 1, return_gates)
         if return_gates:
             return output, h_n, saved

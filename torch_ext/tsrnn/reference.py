@@ -6,10 +6,10 @@ GRU with reset_after=False, the saved-activation layout, zero lengths.
 
 Semantics (kernels/include/tsrnn.h): sequence b has length L = lengths[b] (T when lengths is None); reverse walks
 t = L-1 .. 0, forward t = 0 .. L-1; past L, y and saved rows are zero and the state stops updating, so h_n / c_n
-hold the state after the last valid step (h0 / c0 when L = 0). saved is (T, B, S), time-major:
-LSTM [i f g o | c_t | h_t] (S = 6H), with a projection w_hr (P, H) [i f g o | c_t | m_t | h_t] (S = 6H + P,
-m_t = o * tanh(c_t), h_t = m_t w_hr^T), GRU [r z n | hn | h_t] (S = 5H) with hn = h_{t-1} W_hn^T + b_hn
-(reset_after) or (r * h_{t-1}) W_hn^T + b_hn (not reset_after).
+hold the state after the last valid step (h0 / c0 when L = 0), (1, B, R) as the ops return them. saved is
+(T, B, S), time-major: LSTM [i f g o | c_t | h_t] (S = 6H), with a projection w_hr (P, H)
+[i f g o | c_t | m_t | h_t] (S = 6H + P, m_t = o * tanh(c_t), h_t = m_t w_hr^T), GRU [r z n | hn | h_t] (S = 5H)
+with hn = h_{t-1} W_hn^T + b_hn (reset_after) or (r * h_{t-1}) W_hn^T + b_hn (not reset_after).
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ def lstm_reference(
     x_tm, x_steps, index, valid = _prepare(x, batch_first, lengths, reverse)
     T, B = x_tm.shape[0], x_tm.shape[1]
     H, R = w_hh.shape[0] // 4, w_hh.shape[1]
-    h = h0 if h0 is not None else x.new_zeros(B, R)
-    c = c0 if c0 is not None else x.new_zeros(B, H)
+    h = h0.reshape(B, R) if h0 is not None else x.new_zeros(B, R)  # h0 (1, B, R) or (B, R)
+    c = c0.reshape(B, H) if c0 is not None else x.new_zeros(B, H)
     ys, rows = [], []
     for k in range(T):
         gates = _linear(x_steps[k], w_ih, b_ih) + _linear(h, w_hh, b_hh)
@@ -89,7 +89,7 @@ def lstm_reference(
         rows.append(torch.where(m, row, torch.zeros_like(row)))
     y = _to_time_order(ys, index, x.new_zeros(T, B, R))
     saved = _to_time_order(rows, index, x.new_zeros(T, B, 6 * H + (0 if w_hr is None else R)))
-    return (y.transpose(0, 1) if batch_first else y), h, c, saved
+    return (y.transpose(0, 1) if batch_first else y), h.unsqueeze(0), c.unsqueeze(0), saved
 
 
 def gru_reference(
@@ -108,7 +108,7 @@ def gru_reference(
     x_tm, x_steps, index, valid = _prepare(x, batch_first, lengths, reverse)
     T, B = x_tm.shape[0], x_tm.shape[1]
     H = w_hh.shape[1]
-    h = h0 if h0 is not None else x.new_zeros(B, H)
+    h = h0.reshape(B, H) if h0 is not None else x.new_zeros(B, H)
     w_hrz, w_hn = w_hh[: 2 * H], w_hh[2 * H :]
     b_hrz = None if b_hh is None else b_hh[: 2 * H]
     b_hn = None if b_hh is None else b_hh[2 * H :]
@@ -133,4 +133,4 @@ def gru_reference(
         rows.append(torch.where(m, row, torch.zeros_like(row)))
     y = _to_time_order(ys, index, x.new_zeros(T, B, H))
     saved = _to_time_order(rows, index, x.new_zeros(T, B, 5 * H))
-    return (y.transpose(0, 1) if batch_first else y), h, saved
+    return (y.transpose(0, 1) if batch_first else y), h.unsqueeze(0), saved
