@@ -220,30 +220,28 @@ inline Sizes check_sizes(const ArgCheck &c, tsrnn_cell cell, const Tensor &x, co
 inline Tensor contig(const Tensor &t) { return t.is_contiguous() ? t : torch::stable::contiguous(t); }
 
 // An optional state of W values a row: (1, B, W), one layer and direction of nn.*'s (L * dirs, B, W), as the op
-// returns its states, or (B, W); checked and made contiguous; nullopt stays nullopt.
+// returns its states, or (B, W); checked and made contiguous; nullopt stays nullopt. proj: W is P (else H), for
+// the message's letters (literals: nothing is built on a call that passes).
 inline std::optional<Tensor> check_state(const ArgCheck &c, const char *arg, const std::optional<Tensor> &t,
-                                         int64_t B, int64_t W, const char *w_letter) {
+                                         int64_t B, int64_t W, bool proj) {
     if (!t.has_value()) return std::nullopt;
-    const std::string letters = std::string("(1, B, ") + w_letter + ")";
-    if (t->dim() == 2) {
-        const std::string flat = std::string("(B, ") + w_letter + ")";
-        c.floating(arg, *t, {B, W}, flat.c_str());
-    } else {
-        c.floating(arg, *t, {1, B, W}, (letters + " or (B, " + w_letter + ")").c_str());
-    }
+    if (t->dim() == 2)
+        c.floating(arg, *t, {B, W}, proj ? "(B, P)" : "(B, H)");
+    else
+        c.floating(arg, *t, {1, B, W}, proj ? "(1, B, P) or (B, P)" : "(1, B, H) or (B, H)");
     return contig(*t);
 }
 
 // Optional hidden state (h0, grad_h_n): (1, B, R) or (B, R).
 inline std::optional<Tensor> check_hidden(const ArgCheck &c, const char *arg, const std::optional<Tensor> &t,
                                           const Sizes &s) {
-    return check_state(c, arg, t, s.B, s.R, s.r_letter());
+    return check_state(c, arg, t, s.B, s.R, s.P > 0);
 }
 
 // Optional cell state (c0, grad_c_n): (1, B, H) or (B, H).
 inline std::optional<Tensor> check_cell(const ArgCheck &c, const char *arg, const std::optional<Tensor> &t,
                                         const Sizes &s) {
-    return check_state(c, arg, t, s.B, s.H, "H");
+    return check_state(c, arg, t, s.B, s.H, false);
 }
 
 inline std::optional<Tensor> check_bias(const ArgCheck &c, const char *arg, const std::optional<Tensor> &t,
